@@ -1,0 +1,11 @@
+GO ?= go
+
+.PHONY: build test demo
+
+build:
+	$(GO) build -o bin/dockmoat ./cmd/dockmoat
+
+# The suite starts private dockerds, so it runs as root; see the README.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
