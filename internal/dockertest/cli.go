@@ -20,7 +20,7 @@ type CLI struct {
 	Env []string
 	// ConfigDir is the DOCKER_CONFIG folder.
 	ConfigDir string
-	// Timeout bounds each command; the default is 2 minutes.
+	// Timeout bounds each command. The default is 2 minutes.
 	Timeout time.Duration
 }
 
@@ -62,7 +62,7 @@ func (c *CLI) Command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// Run runs docker args with stdin and returns its output; it never fails the
+// Run runs docker args with stdin and returns its output. It does not fail the
 // test, so callers can assert on failures.
 func (c *CLI) Run(stdin io.Reader, args ...string) Result {
 	timeout := c.Timeout

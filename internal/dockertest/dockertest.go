@@ -23,9 +23,9 @@ import (
 	"time"
 )
 
-// startTimeout bounds how long Start waits for a new daemon to answer /_ping.
-// dockerd 20.10 on two cores starts in about 2 s; the rest is headroom for
-// loaded CI machines.
+// startTimeout bounds how long Start waits for a new daemon to respond to /_ping.
+// dockerd 20.10 started in about 2 s on a 2-core test machine, and the rest is
+// headroom for loaded CI machines.
 const startTimeout = 60 * time.Second
 
 // Options configures a private daemon. The zero value is a daemon on a unix
