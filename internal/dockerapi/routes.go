@@ -29,7 +29,7 @@ const (
 	ExecTarget
 )
 
-// varKind says which path segments a template variable may span.
+// varKind is the set of path segments a template variable may span.
 type varKind uint8
 
 const (
@@ -48,15 +48,20 @@ const (
 // Route is one Engine API endpoint.
 type Route struct {
 	Method string
-	// Template is the path without the version prefix, with at most one
-	// variable in braces, for example "/containers/{id}/json".
+	// Template is the path without the version prefix, for example
+	// "/containers/{id}/json". The first variable may span segments as kind
+	// allows, and a second one matches exactly one segment.
 	Template string
 	// Operation is the name policies grant, for example "container.create".
 	Operation string
 	Flags     Flag
-	// MinVersion and MaxVersion bound the API versions that serve the
-	// route; empty means no bound within the versions dockmoat accepts.
-	MinVersion, MaxVersion string
+	// MinVersion is the first API version that documents the route. It is
+	// informational because dockerd 20.10 registers routes for every version.
+	MinVersion string
+	// MaxVersion is the last API version that serves the route, empty for
+	// routes that current dockerd serves. Classification skips the route
+	// for newer or unversioned requests.
+	MaxVersion string
 
 	kind varKind
 }
@@ -65,12 +70,12 @@ type Route struct {
 func (r *Route) Has(f Flag) bool { return r.Flags&f != 0 }
 
 // Routes is every Engine API endpoint dockerd serves from API 1.24 to the
-// current API (1.52, moby api module v1.57.0), in dockerd's registration
-// order. Sources: the API's swagger.yaml, plus routes that dockerd 20.10
+// current API (moby api module v1.57.0), grouped as dockerd's routers
+// register them. Sources: the API's swagger.yaml, plus routes that dockerd 20.10
 // registers outside it (BuildKit's /grpc, checkpoints, /build/cancel, and
 // the pre-1.24 /containers/{id}/copy).
 var Routes = []Route{
-	// Checkpoints (experimental; dockerd registers them before containers).
+	// Checkpoints, an experimental feature.
 	{Method: "GET", Template: "/containers/{id}/checkpoints", Operation: "container.checkpoint.list", Flags: ContainerTarget, kind: slashlessName},
 	{Method: "POST", Template: "/containers/{id}/checkpoints", Operation: "container.checkpoint.create", Flags: ContainerTarget, kind: slashlessName},
 	{Method: "DELETE", Template: "/containers/{id}/checkpoints/{checkpoint}", Operation: "container.checkpoint.remove", Flags: ContainerTarget, kind: slashlessName},
