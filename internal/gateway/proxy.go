@@ -1,0 +1,288 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dockmoat/dockmoat/internal/audit"
+	"github.com/dockmoat/dockmoat/internal/identity"
+)
+
+// exchange is the state of one request as it passes through the gateway.
+type exchange struct {
+	start    time.Time
+	id       string
+	conn     *serverConn
+	decision Decision
+	status   int
+	// bytesIn is atomic because the transport may still be sending the
+	// request body from its own goroutine when the response has ended.
+	bytesIn  atomic.Int64
+	bytesOut int64
+	err      error
+	// hijacked is set when the request became a raw stream, which writes
+	// its own audit records.
+	hijacked bool
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn, ok := r.Context().Value(connKey{}).(*serverConn)
+	if !ok || !conn.handshaken.Load() {
+		// Unreachable through Serve, which only hands the handler
+		// handshaken serverConns.
+		http.Error(w, "dockmoat: connection without a verified client certificate", http.StatusForbidden)
+		return
+	}
+	ex := &exchange{start: time.Now(), id: s.nextRequestID(), conn: conn}
+	ex.decision = s.cfg.Authorizer.Authorize(conn.id, r)
+	switch {
+	case !ex.decision.Allow:
+		s.deny(w, ex)
+	case isHijackRequest(r):
+		s.serveHijack(w, r, ex)
+	default:
+		s.forward(w, r, ex)
+	}
+	if !ex.hijacked {
+		s.finish(r, ex, audit.EventRequest)
+	}
+}
+
+func (s *Server) deny(w http.ResponseWriter, ex *exchange) {
+	status := ex.decision.Status
+	if status == 0 {
+		status = http.StatusForbidden
+	}
+	msg := ex.decision.Message
+	if msg == "" {
+		msg = "dockmoat: request denied"
+	}
+	writeJSONError(w, status, msg)
+	ex.status = status
+}
+
+// writeJSONError sends a Docker-style error body, {"message": "..."}, which
+// the docker CLI prints as "Error response from daemon: ...".
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// forward sends an allowed request to the daemon and streams the response
+// back. Neither body is buffered whole.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	out := s.outgoingRequest(r, ex)
+	if out.Body != nil {
+		// The daemon may answer before it has read the whole body, for
+		// example with a build's first progress lines, so reading the
+		// request body must stay possible after the response has started.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	resp, err := s.upstream.transport.RoundTrip(out)
+	if err != nil {
+		s.upstreamFailed(w, r, ex, err)
+		return
+	}
+	defer resp.Body.Close()
+
+	copyHeader(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	ex.status = resp.StatusCode
+	n, err := copyResponse(w, resp.Body, resp.ContentLength < 0)
+	ex.bytesOut = n
+	if err != nil && !errors.Is(err, context.Canceled) {
+		ex.err = err
+	}
+}
+
+func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
+	out := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{
+			Scheme:   "http",
+			Host:     upstreamHost,
+			Path:     r.URL.Path,
+			RawPath:  r.URL.RawPath,
+			RawQuery: r.URL.RawQuery,
+		},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        make(http.Header, len(r.Header)),
+		ContentLength: r.ContentLength,
+		Host:          r.Host,
+	}
+	copyRequestHeader(out.Header, r.Header)
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		out.Body = &countingReader{r: r.Body, n: &ex.bytesIn}
+	}
+	return out.WithContext(r.Context())
+}
+
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, ex *exchange, err error) {
+	if r.Context().Err() != nil {
+		// The client went away; there is nobody to answer.
+		ex.err = r.Context().Err()
+		return
+	}
+	ex.err = err
+	ex.status = http.StatusBadGateway
+	s.logger.Error("Docker daemon request failed",
+		"request_id", ex.id, "docker_socket", s.cfg.DockerSocket, "error", err)
+	writeJSONError(w, http.StatusBadGateway, s.upstreamErrorMessage(err))
+}
+
+func (s *Server) upstreamErrorMessage(err error) string {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		hint := "is dockerd running?"
+		if errors.Is(err, syscall.EACCES) {
+			hint = "the gateway's user may not open the socket; run it as root or in the docker group"
+		}
+		return "dockmoat: cannot connect to the Docker daemon at " + s.upstream.url + ": " +
+			opErr.Err.Error() + "; " + hint
+	}
+	return "dockmoat: request to the Docker daemon at " + s.upstream.url + " failed: " + err.Error()
+}
+
+// finish writes the audit record and the metrics of a completed exchange.
+func (s *Server) finish(r *http.Request, ex *exchange, event string) {
+	elapsed := time.Since(ex.start)
+	id := ex.conn.id
+	s.metrics.request(id.Name, &ex.decision, ex.status, ex.bytesIn.Load(), ex.bytesOut, elapsed)
+	rec := s.auditRecord(r, ex, id, event)
+	rec.DurationSeconds = elapsed.Seconds()
+	s.cfg.Audit.Write(rec)
+}
+
+func (s *Server) auditRecord(r *http.Request, ex *exchange, id identity.Identity, event string) *audit.Record {
+	rec := &audit.Record{
+		Time:       time.Now().UTC(),
+		Event:      event,
+		RequestID:  ex.id,
+		Client:     id.Name,
+		Serial:     id.Serial,
+		Groups:     id.Groups,
+		RemoteAddr: ex.conn.raw.RemoteAddr().String(),
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		APIVersion: ex.decision.APIVersion,
+		Operation:  ex.decision.Operation,
+		Decision:   "deny",
+		Rule:       ex.decision.Rule,
+		Status:     ex.status,
+		BytesIn:    ex.bytesIn.Load(),
+		BytesOut:   ex.bytesOut,
+	}
+	if ex.decision.Allow {
+		rec.Decision = "allow"
+	}
+	if ex.err != nil {
+		rec.Error = ex.err.Error()
+	}
+	return rec
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1, which a
+// proxy must not forward.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func isHopHeader(name string, connection []string) bool {
+	for _, h := range hopHeaders {
+		if name == h {
+			return true
+		}
+	}
+	for _, v := range connection {
+		for _, token := range strings.Split(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(token)) == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyRequestHeader copies src to dst without hop-by-hop headers. The value
+// slices are shared, which is safe because neither side changes them.
+func copyRequestHeader(dst, src http.Header) {
+	connection := src["Connection"]
+	for k, v := range src {
+		if isHopHeader(k, connection) {
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+func copyHeader(dst, src http.Header) {
+	copyRequestHeader(dst, src)
+}
+
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
+// copyResponse copies body to w. A body of unknown length, such as the
+// stream of logs -f or events, is flushed after every read so the client
+// sees each line when the daemon sends it.
+func copyResponse(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	buf := *bufp
+	flusher, _ := w.(http.Flusher)
+	var written int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, werr
+			}
+			if flush && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+}
+
+// countingReader counts the bytes read through it into n.
+type countingReader struct {
+	r io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+)
+
+// upstream is the connection to dockerd's unix socket: a keep-alive pool for
+// ordinary requests, and fresh connections for attach and exec, which the
+// daemon takes over and never returns to HTTP.
+type upstream struct {
+	socket    string
+	url       string
+	dialer    net.Dialer
+	transport *http.Transport
+}
+
+// upstreamHost is the Host of the URL of every forwarded request. The
+// transport dials the socket whatever the host is, and dockerd ignores it.
+const upstreamHost = "docker"
+
+func newUpstream(socket string, idleConns int) *upstream {
+	u := &upstream{socket: socket, url: "unix://" + socket}
+	u.dialer.Timeout = 5 * time.Second
+	u.transport = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return u.dial(ctx)
+		},
+		MaxIdleConns:        idleConns,
+		MaxIdleConnsPerHost: idleConns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		// Responses pass through unchanged, so a 100-continue from the
+		// daemon is handled by the transport and never reaches the client.
+		ExpectContinueTimeout: 0,
+		ForceAttemptHTTP2:     false,
+	}
+	return u
+}
+
+func (u *upstream) dial(ctx context.Context) (net.Conn, error) {
+	return u.dialer.DialContext(ctx, "unix", u.socket)
+}
+
+func (u *upstream) closeIdle() {
+	u.transport.CloseIdleConnections()
+}
