@@ -335,7 +335,7 @@ func commitFiles(dir string, files map[string][]byte) error {
 		return err
 	}
 	for name, data := range files {
-		if err := writeFileAtomic(filepath.Join(staging, name), data, fileMode(name)); err != nil {
+		if err := WriteFileAtomic(filepath.Join(staging, name), data, fileMode(name)); err != nil {
 			return err
 		}
 	}

@@ -55,7 +55,7 @@ func (a *Authority) saveIndex(idx *indexData) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(IndexPath(a.dir), data, 0o644)
+	return WriteFileAtomic(IndexPath(a.dir), data, 0o644)
 }
 
 // List returns every issued certificate in issuance order, with the status

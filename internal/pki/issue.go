@@ -358,11 +358,11 @@ func (a *Authority) writeBundle(kind Kind, name string, certPEM, keyPEM []byte) 
 	if err := mkdirPrivate(filepath.Dir(paths.Cert)); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(paths.CA, a.certPEM, 0o644); err != nil {
+	if err := WriteFileAtomic(paths.CA, a.certPEM, 0o644); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(paths.Key, keyPEM, 0o600); err != nil {
+	if err := WriteFileAtomic(paths.Key, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(paths.Cert, certPEM, 0o644)
+	return WriteFileAtomic(paths.Cert, certPEM, 0o644)
 }

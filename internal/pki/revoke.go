@@ -132,7 +132,7 @@ func (a *Authority) writeCRL(idx *indexData) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(CRLPath(a.dir), data, 0o644)
+	return WriteFileAtomic(CRLPath(a.dir), data, 0o644)
 }
 
 // signCRL returns a PEM CRL with number that lists the revoked records.

@@ -8,11 +8,11 @@ import (
 	"syscall"
 )
 
-// writeFileAtomic replaces path with data: it writes a new temporary file in
+// WriteFileAtomic replaces path with data. It writes a new temporary file in
 // the same folder (created exclusively with mode perm, so a key is never
 // readable by others, not even briefly), syncs it, renames it over path and
 // syncs the folder. Readers see the old file or the new one, never a part.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := createTemp(dir, "."+filepath.Base(path)+".tmp-", perm)
 	if err != nil {

@@ -1,0 +1,80 @@
+package bundle
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+)
+
+// Usage describes an exported bundle for WriteUsage.
+type Usage struct {
+	// Name is the client name, also used as the docker context name.
+	Name string
+	// Host is the Docker endpoint, tcp://HOST:PORT.
+	Host string
+	// CertPath is a folder with ca.pem, cert.pem and key.pem.
+	CertPath string
+	// Format is the export that was written, and File its path (empty for
+	// FormatDir and for an env export written to stdout).
+	Format Format
+	File   string
+}
+
+// WriteUsage writes how to use the bundle with the docker CLI, docker
+// contexts, the docker-maven-plugin, Testcontainers and, for a PKCS#12
+// export, Java's JSSE.
+func WriteUsage(w io.Writer, u Usage) error {
+	host, port, err := ParseHost(u.Host)
+	if err != nil {
+		return err
+	}
+	ca := filepath.Join(u.CertPath, "ca.pem")
+	cert := filepath.Join(u.CertPath, "cert.pem")
+	key := filepath.Join(u.CertPath, "key.pem")
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+
+	switch u.Format {
+	case FormatContext:
+		p("Import the context and use it:")
+		p("  docker context import %s %s", shellQuote(u.Name), shellQuote(u.File))
+		p("  docker --context %s version", shellQuote(u.Name))
+		p("")
+	case FormatEnv:
+		if u.File != "" {
+			p("Load the environment and run the docker CLI:")
+			p("  . %s && docker version", shellQuote(u.File))
+			p("")
+		}
+	case FormatP12:
+		p("Java (JSSE) clients use the PKCS#12 key store, which holds the key, the")
+		p("certificate and the CA chain:")
+		p("  -Djavax.net.ssl.keyStore=%s -Djavax.net.ssl.keyStoreType=PKCS12", shellQuote(u.File))
+		p("  -Djavax.net.ssl.keyStorePassword=... (the password you passed)")
+		p("Trust the CA with a trust store made from ca.pem:")
+		p("  keytool -importcert -noprompt -alias dockmoat-ca -file %s -keystore truststore.p12 -storetype PKCS12", shellQuote(ca))
+		p("")
+	}
+
+	p("The PEM files below are in %s.", u.CertPath)
+	p("docker CLI flags:")
+	p("  docker --tlsverify --tlscacert=%s --tlscert=%s --tlskey=%s -H=%s version",
+		shellQuote(ca), shellQuote(cert), shellQuote(key), shellQuote(u.Host))
+	p("docker context:")
+	p("  docker context create %s --docker %s", shellQuote(u.Name),
+		shellQuote(fmt.Sprintf("host=%s,ca=%s,cert=%s,key=%s", u.Host, ca, cert, key)))
+	p("Environment:")
+	p("  export DOCKER_HOST=%s DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=%s", shellQuote(u.Host), shellQuote(u.CertPath))
+	p("docker-maven-plugin (in <configuration>; io.fabric8's plugin names the second")
+	p("setting <certPath>):")
+	p("  <dockerHost>https://%s</dockerHost>", net.JoinHostPort(host, port))
+	p("  <dockerCertPath>%s</dockerCertPath>", u.CertPath)
+	p("Testcontainers (~/.testcontainers.properties):")
+	p("  docker.host=%s", u.Host)
+	p("  docker.tls.verify=1")
+	p("  docker.cert.path=%s", u.CertPath)
+	_, err = io.WriteString(w, b.String())
+	return err
+}
