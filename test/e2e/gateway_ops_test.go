@@ -203,15 +203,17 @@ func (s *gatewaySuite) testMetrics(t *testing.T) {
 }
 
 // testGracefulShutdown runs a second gateway on the same state, holds a
-// request in flight and an endless event stream, and sends SIGTERM.
+// request in flight and an endless event stream, and sends SIGTERM. The
+// request must finish, and the stream must be closed after the drain time.
 func (s *gatewaySuite) testGracefulShutdown(t *testing.T) {
-	g := startGatewayProcess(t, "serve", s.daemon, s.gw.StateDir)
+	const drainTimeout = 5 * time.Second
+	g := startGatewayProcess(t, "serve", s.daemon, s.gw.StateDir, "--drain-timeout", drainTimeout.String())
 	g.waitReady(t, s.admin)
 	c := mobyClient(t, g.Host, s.admin)
 	ctx := commandContext(t, time.Minute)
 
 	const name = "e2e-shutdown-wait"
-	s.direct.Must(t, "run", "-d", "--name", name, s.image, "sleep", "3")
+	s.direct.Must(t, "run", "-d", "--name", name, s.image, "sleep", "2")
 	t.Cleanup(func() { s.direct.Run(nil, "rm", "-f", name) })
 	events := c.Events(ctx, client.EventsListOptions{})
 	wait := c.ContainerWait(ctx, name, client.ContainerWaitOptions{})
@@ -247,9 +249,9 @@ func (s *gatewaySuite) testGracefulShutdown(t *testing.T) {
 		t.Error("container wait in flight at SIGTERM did not finish within 30 s")
 	}
 
-	// The default drain time is 15 s; the event stream never ends by
-	// itself, so the gateway must close it and exit soon after.
-	err := g.waitExit(t, 25*time.Second)
+	// The event stream never ends by itself, so the gateway must close it
+	// when the drain time is over and exit soon after.
+	err := g.waitExit(t, drainTimeout+7*time.Second)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		t.Errorf("dockmoat serve exited with %v after SIGTERM, want exit code 0\n%s", err, g.Log())
