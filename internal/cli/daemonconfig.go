@@ -22,15 +22,15 @@ import (
 const dockerdCertName = "dockerd"
 
 type daemonConfigOptions struct {
-	listen         []string
-	sans           []string
-	socket         string
-	tlsDir         string
-	daemonJSON     string
-	unit           string
-	socketUnit     string
-	out            string
-	reissue        bool
+	listen     []string
+	sans       []string
+	socket     string
+	tlsDir     string
+	daemonJSON string
+	unit       string
+	socketUnit string
+	out        string
+	reissue    bool
 }
 
 func addDaemonConfigCommand(root *cobra.Command) {

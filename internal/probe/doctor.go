@@ -20,7 +20,7 @@ type Report struct {
 	Client ClientConfig `json:"client"`
 	// Endpoint is what Check found at the client's host, nil for hosts
 	// that are not TCP.
-	Endpoint *Result  `json:"endpoint,omitempty"`
+	Endpoint *Result   `json:"endpoint,omitempty"`
 	Findings []Finding `json:"findings"`
 	// ClientFails is true when any finding has SeverityError.
 	ClientFails bool `json:"clientFails"`

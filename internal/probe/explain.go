@@ -115,9 +115,9 @@ var explainRules = []explainRule{
 		},
 	},
 	{
-		id: "hosts-twice",
+		id:       "hosts-twice",
 		patterns: rx(`specified both as a flag and in the configuration file`),
-		summary: "dockerd stopped at start because an option is set both on its command line and in daemon.json.",
+		summary:  "dockerd stopped at start because an option is set both on its command line and in daemon.json.",
 		causes: []string{
 			"daemon.json sets \"hosts\" while the systemd unit starts dockerd with -H fd:// (the packaged docker.service does).",
 			"daemon.json sets a TLS key (tlsverify, tlscacert, tlscert, tlskey) that the command line sets too.",
@@ -128,9 +128,9 @@ var explainRules = []explainRule{
 		},
 	},
 	{
-		id: "socket-activation",
+		id:       "socket-activation",
 		patterns: rx(`no sockets found via socket activation`),
-		summary: "dockerd was started with -H fd:// but systemd handed it no socket.",
+		summary:  "dockerd was started with -H fd:// but systemd handed it no socket.",
 		causes: []string{
 			"docker.socket is not enabled or not active, or dockerd was started by hand with -H fd://.",
 		},
@@ -220,9 +220,9 @@ var explainRules = []explainRule{
 		},
 	},
 	{
-		id: "key-usage",
+		id:       "key-usage",
 		patterns: rx(`incompatible key usage`, `Extended key usage does not permit`, `unsuitable certificate purpose`),
-		summary: "A certificate lacks the extended key usage for its role.",
+		summary:  "A certificate lacks the extended key usage for its role.",
 		causes: []string{
 			"The client certificate lacks clientAuth, or the server certificate lacks serverAuth.",
 		},
@@ -232,10 +232,10 @@ var explainRules = []explainRule{
 		},
 	},
 	{
-		id: "key-mismatch",
+		id:       "key-mismatch",
 		patterns: rx(`private key does not match public key`, `key values mismatch`, `KEY_VALUES_MISMATCH`),
-		summary: "key.pem does not belong to cert.pem.",
-		causes: []string{"The files come from two different issuances."},
+		summary:  "key.pem does not belong to cert.pem.",
+		causes:   []string{"The files come from two different issuances."},
 		checks: []string{
 			"compare: openssl x509 -in cert.pem -noout -pubkey and openssl pkey -in key.pem -pubout",
 			"dockmoat doctor",
