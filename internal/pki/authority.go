@@ -91,7 +91,7 @@ func validateInit(opts InitOptions) (name string, keyType KeyType, days int, err
 	}
 	// The CN is name, a space and 16 hex digits, within the 64 of RFC 5280.
 	if len(name) > maxNameLen-17 {
-		return "", "", 0, fmt.Errorf("CA name %q is too long: use at most %d characters", name, maxNameLen-17)
+		return "", "", 0, invalidInput(fmt.Errorf("CA name %q is too long: use at most %d characters", name, maxNameLen-17))
 	}
 	keyType, err = opts.KeyType.orDefault(DefaultCAKeyType)
 	if err != nil {
@@ -108,7 +108,7 @@ func validDays(days, def int) (int, error) {
 		return def, nil
 	}
 	if days < 0 || days > 100*366 {
-		return 0, fmt.Errorf("invalid validity of %d days: use 1 to %d", days, 100*366)
+		return 0, invalidInput(fmt.Errorf("invalid validity of %d days: use 1 to %d", days, 100*366))
 	}
 	return days, nil
 }

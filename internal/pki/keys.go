@@ -44,7 +44,7 @@ func ParseKeyType(s string) (KeyType, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown key type %q: use one of %s", s, keyTypeList())
+	return "", invalidInput(fmt.Errorf("unknown key type %q: use one of %s", s, keyTypeList()))
 }
 
 func keyTypeList() string {

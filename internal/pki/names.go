@@ -25,10 +25,10 @@ const maxNameLen = 64
 // '-', starting with a letter or digit.
 func ValidateName(name string) error {
 	if name == "" {
-		return fmt.Errorf("empty certificate name: pass a name such as %q", "alice")
+		return invalidInput(fmt.Errorf("empty certificate name: pass a name such as %q", "alice"))
 	}
 	if len(name) > maxNameLen || !namePattern.MatchString(name) {
-		return fmt.Errorf("invalid certificate name %q: use 1 to %d letters, digits, '.', '_', '@' or '-', starting with a letter or digit", name, maxNameLen)
+		return invalidInput(fmt.Errorf("invalid certificate name %q: use 1 to %d letters, digits, '.', '_', '@' or '-', starting with a letter or digit", name, maxNameLen))
 	}
 	return nil
 }
@@ -36,7 +36,7 @@ func ValidateName(name string) error {
 // validateGroup checks that group can be an OU value.
 func validateGroup(group string) error {
 	if len(group) == 0 || len(group) > maxNameLen || !namePattern.MatchString(group) {
-		return fmt.Errorf("invalid group %q: use 1 to %d letters, digits, '.', '_', '@' or '-', starting with a letter or digit", group, maxNameLen)
+		return invalidInput(fmt.Errorf("invalid group %q: use 1 to %d letters, digits, '.', '_', '@' or '-', starting with a letter or digit", group, maxNameLen))
 	}
 	return nil
 }
@@ -50,11 +50,11 @@ var dnsLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$
 func validateDNSName(name string) error {
 	host := strings.TrimPrefix(name, "*.")
 	if host == "" || len(name) > 253 {
-		return fmt.Errorf("invalid DNS name %q", name)
+		return invalidInput(fmt.Errorf("invalid DNS name %q", name))
 	}
 	for _, label := range strings.Split(host, ".") {
 		if !dnsLabel.MatchString(label) {
-			return fmt.Errorf("invalid DNS name %q: labels are letters, digits and '-'", name)
+			return invalidInput(fmt.Errorf("invalid DNS name %q: labels are letters, digits and '-'", name))
 		}
 	}
 	return nil
@@ -93,7 +93,7 @@ func normalizeSANs(dnsNames []string, ips []net.IP) ([]string, []net.IP, error) 
 	}
 	for _, ip := range ips {
 		if len(ip) != net.IPv4len && len(ip) != net.IPv6len {
-			return nil, nil, fmt.Errorf("invalid IP address %v", ip)
+			return nil, nil, invalidInput(fmt.Errorf("invalid IP address %v", ip))
 		}
 		addIP(ip)
 	}

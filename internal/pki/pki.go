@@ -76,7 +76,26 @@ var (
 	ErrNotFound = errors.New("certificate not found")
 	// ErrAlreadyIssued means a valid certificate with that name exists.
 	ErrAlreadyIssued = errors.New("a valid certificate with this name exists")
+	// ErrInvalidInput matches, through errors.Is, every error about an
+	// invalid request field: a name, group, key type, validity, DNS name or
+	// IP address. Such requests write nothing.
+	ErrInvalidInput = errors.New("invalid input")
 )
+
+// inputError marks an invalid request field without changing its message.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string        { return e.err.Error() }
+func (e *inputError) Unwrap() error        { return e.err }
+func (e *inputError) Is(target error) bool { return target == ErrInvalidInput }
+
+// invalidInput marks err as an ErrInvalidInput; nil stays nil.
+func invalidInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &inputError{err: err}
+}
 
 // File names inside the state directory and inside issued bundles.
 const (

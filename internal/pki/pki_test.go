@@ -792,3 +792,21 @@ func TestLeafKeyMatchesCertificate(t *testing.T) {
 		t.Error("key.pem does not match cert.pem")
 	}
 }
+
+func TestInvalidInputMarked(t *testing.T) {
+	a, _ := newCA(t)
+	_, err := a.IssueClient(ClientRequest{Name: "bad name"})
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("bad name: error = %v, want ErrInvalidInput", err)
+	}
+	_, err = a.IssueServer(ServerRequest{Name: "server", DNSNames: []string{"-x"}})
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("bad DNS name: error = %v, want ErrInvalidInput", err)
+	}
+	if _, err := ParseKeyType("x"); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("bad key type: error = %v, want ErrInvalidInput", err)
+	}
+	if _, err := a.IssueClient(ClientRequest{Name: "ok", KeyType: ECDSAP256}); errors.Is(err, ErrInvalidInput) {
+		t.Errorf("valid request: error = %v matches ErrInvalidInput", err)
+	}
+}

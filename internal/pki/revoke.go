@@ -41,7 +41,7 @@ func ParseReason(reason string) (string, int, error) {
 			return name, code, nil
 		}
 	}
-	return "", 0, fmt.Errorf("unknown revocation reason %q: use one of keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, unspecified", reason)
+	return "", 0, invalidInput(fmt.Errorf("unknown revocation reason %q: use one of keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, unspecified", reason))
 }
 
 // NormalizeSerial returns serial in the form the index uses: lowercase

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dockmoat/dockmoat/internal/bundle"
+	"github.com/dockmoat/dockmoat/internal/pki"
+	"github.com/spf13/cobra"
+)
+
+func newPKIExportCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export NAME --format dir|context|p12|env",
+		Short: "Export a client bundle for Docker clients",
+		Long: `export writes the client certificate NAME in a form clients read, then
+prints how to use it with the docker CLI, docker context, the
+docker-maven-plugin and Testcontainers.
+
+  dir      ca.pem, cert.pem and key.pem in a folder (default ./NAME)
+  context  an archive for 'docker context import' (default ./NAME.dockercontext)
+  p12      a PKCS#12 key store with key, certificate and CA chain for Java
+           clients, protected by --password-file (default ./NAME.p12)
+  env      DOCKER_HOST, DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH as shell
+           exports (default stdout)`,
+		Args: exactArgs(1, "NAME"),
+		RunE: runPKIExport,
+	}
+	cmd.Flags().String("format", "", "export format: dir, context, p12 or env (required)")
+	cmd.Flags().String("host", "", "Docker endpoint clients dial, tcp://HOST:PORT (default tcp://<this host's name>:2376)")
+	cmd.Flags().String("password-file", "", "file with the PKCS#12 password (p12 only)")
+	cmd.Flags().String("out", "", "output folder (dir) or file (context, p12, env)")
+	cmd.Flags().String("cert-path", "", "DOCKER_CERT_PATH for env and the printed usage\n(default the client's folder in the state directory)")
+	return cmd
+}
+
+func runPKIExport(cmd *cobra.Command, args []string) error {
+	name := args[0]
+	formatName, _ := cmd.Flags().GetString("format")
+	if formatName == "" {
+		return usageError(fmt.Errorf("missing --format"), "pass --format dir, context, p12 or env")
+	}
+	format, err := bundle.ParseFormat(formatName)
+	if err != nil {
+		return usageError(err, "")
+	}
+	host, err := exportHost(cmd)
+	if err != nil {
+		return err
+	}
+	password, err := exportPassword(cmd, format)
+	if err != nil {
+		return err
+	}
+	a, err := openCA(cmd)
+	if err != nil {
+		return err
+	}
+	if err := checkExportable(a, name); err != nil {
+		return err
+	}
+	files, err := bundle.Load(a.Dir(), name)
+	if err != nil {
+		return failure(err, fmt.Sprintf("reissue it with 'dockmoat pki renew %s'", name))
+	}
+
+	certPath, _ := cmd.Flags().GetString("cert-path")
+	if certPath == "" {
+		certPath = pki.ClientDir(a.Dir(), name)
+	}
+	out, _ := cmd.Flags().GetString("out")
+	usage := bundle.Usage{Name: name, Host: host, CertPath: certPath, Format: format}
+	if usage.File, err = writeExport(cmd, files, format, usage, out, password); err != nil {
+		return err
+	}
+	if format == bundle.FormatDir {
+		usage.CertPath = usage.File
+	}
+	// The env export on stdout is data; the usage goes to stderr so that
+	// `eval "$(dockmoat pki export NAME --format env)"` works.
+	w := cmd.OutOrStdout()
+	if format == bundle.FormatEnv && out == "" {
+		w = cmd.ErrOrStderr()
+	}
+	return bundle.WriteUsage(w, usage)
+}
+
+// exportHost returns --host, or tcp://HOSTNAME:2376 for this host.
+func exportHost(cmd *cobra.Command) (string, error) {
+	host, _ := cmd.Flags().GetString("host")
+	if host == "" {
+		name, err := os.Hostname()
+		if err != nil {
+			return "", usageError(fmt.Errorf("cannot read this host's name: %w", err), "pass --host tcp://HOST:2376")
+		}
+		host = "tcp://" + name + ":2376"
+	}
+	if _, _, err := bundle.ParseHost(host); err != nil {
+		return "", usageError(fmt.Errorf("invalid --host: %w", err), "")
+	}
+	return host, nil
+}
+
+// exportPassword reads --password-file, which p12 needs and the other
+// formats reject.
+func exportPassword(cmd *cobra.Command, format bundle.Format) (string, error) {
+	path, _ := cmd.Flags().GetString("password-file")
+	if format != bundle.FormatP12 {
+		if path != "" {
+			return "", usageError(fmt.Errorf("--password-file applies to --format p12 only"), "drop --password-file")
+		}
+		return "", nil
+	}
+	if path == "" {
+		return "", usageError(fmt.Errorf("--format p12 needs --password-file: Java key stores are password protected"),
+			"write a password to a file (for example 'openssl rand -hex 16 > p12.pass') and pass --password-file p12.pass")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageError(fmt.Errorf("cannot read --password-file %q: %w", path, err), "")
+	}
+	password := strings.TrimRight(string(data), "\r\n")
+	if password == "" {
+		return "", usageError(fmt.Errorf("--password-file %q is empty", path), "write the password into the file")
+	}
+	return password, nil
+}
+
+// checkExportable rejects names that have no valid client certificate.
+func checkExportable(a *pki.Authority, name string) error {
+	rec, ok, err := a.Find(name)
+	if err != nil {
+		return failure(err, "")
+	}
+	if !ok || rec.Kind != pki.KindClient {
+		return failure(fmt.Errorf("no client certificate named %q", name),
+			fmt.Sprintf("issue one with 'dockmoat pki issue client %s', or see 'dockmoat pki list'", name))
+	}
+	if rec.Status != pki.StatusValid {
+		return failure(fmt.Errorf("client certificate %q (serial %s) is %s", name, rec.Serial, rec.Status),
+			fmt.Sprintf("issue a new one with 'dockmoat pki issue client %s' or 'dockmoat pki renew %s'", name, name))
+	}
+	return nil
+}
+
+// writeExport writes the export and returns the path it wrote, or "" for
+// an env export to stdout.
+func writeExport(cmd *cobra.Command, files bundle.Files, format bundle.Format, usage bundle.Usage, out, password string) (string, error) {
+	var data []byte
+	var err error
+	switch format {
+	case bundle.FormatDir:
+		if out == "" {
+			out = usage.Name
+		}
+		if out, err = filepath.Abs(out); err != nil {
+			return "", failure(err, "")
+		}
+		if err := bundle.WriteDir(files, out); err != nil {
+			return "", failure(err, "")
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s, %s and %s\n",
+			filepath.Join(out, "ca.pem"), filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem"))
+		return out, nil
+	case bundle.FormatContext:
+		data, err = bundle.ContextArchive(files, usage.Name, usage.Host)
+		if out == "" {
+			out = usage.Name + ".dockercontext"
+		}
+	case bundle.FormatP12:
+		data, err = bundle.PKCS12(files, password)
+		if out == "" {
+			out = usage.Name + ".p12"
+		}
+	case bundle.FormatEnv:
+		var env string
+		env, err = bundle.Env(usage.Host, usage.CertPath)
+		data = []byte(env)
+		if out == "" && err == nil {
+			_, err = cmd.OutOrStdout().Write(data)
+			return "", err
+		}
+	}
+	if err != nil {
+		return "", failure(err, "")
+	}
+	// Context archives and key stores contain the private key.
+	if err := pki.WriteFileAtomic(out, data, 0o600); err != nil {
+		return "", failure(err, "")
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", out)
+	return out, nil
+}
