@@ -134,7 +134,8 @@ func (u *Unit) set(section, key, value string) error {
 		if value == "" {
 			u.EnvironmentFiles = nil
 		} else {
-			u.EnvironmentFiles = append(u.EnvironmentFiles, value)
+			// A leading "-" tells systemd to ignore a missing file.
+			u.EnvironmentFiles = append(u.EnvironmentFiles, strings.TrimPrefix(value, "-"))
 		}
 	case "Unit.Requires":
 		u.Requires = appendList(u.Requires, value)
