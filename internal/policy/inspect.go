@@ -30,21 +30,19 @@ type violation struct {
 // absent. Both sets are checked.
 type createBody struct {
 	*container.Config
-	Inner            *container.HostConfig     `json:"HostConfig,omitempty"`
+	Inner            *hostConfig               `json:"HostConfig,omitempty"`
 	NetworkingConfig *network.NetworkingConfig `json:"NetworkingConfig,omitempty"`
 	*container.HostConfig
-}
-
-// legacyHostConfig holds HostConfig fields that dockerd 20.10 still reads
-// but the moby API module no longer has.
-type legacyHostConfig struct {
-	// Capabilities replaced the whole capability set (API 1.40 and 1.41).
+	// Capabilities is the top-level form of hostConfig.Capabilities.
 	Capabilities []string
 }
 
-type legacyCreateBody struct {
-	Inner *legacyHostConfig `json:"HostConfig,omitempty"`
-	legacyHostConfig
+// hostConfig adds to the moby HostConfig the fields that dockerd 20.10
+// still reads but the moby API module no longer has.
+type hostConfig struct {
+	*container.HostConfig
+	// Capabilities replaced the whole capability set in API 1.40 and 1.41.
+	Capabilities []string
 }
 
 // referenced is a container named in a request, which the rule may reach
@@ -87,10 +85,6 @@ func inspectCreate(rule *Rule, data []byte) *inspection {
 	if err := decodeBody(data, &body); err != nil {
 		return deny("body", "cannot be decoded (%v)", err)
 	}
-	var legacy legacyCreateBody
-	if err := json.Unmarshal(orEmpty(data), &legacy); err != nil {
-		return deny("body", "cannot be decoded (%v)", err)
-	}
 
 	result := &inspection{}
 	if len(rule.Images) > 0 {
@@ -103,15 +97,21 @@ func inspectCreate(rule *Rule, data []byte) *inspection {
 		}
 	}
 	hostConfigs := []struct {
-		prefix string
-		config *container.HostConfig
-		legacy *legacyHostConfig
+		prefix       string
+		config       *container.HostConfig
+		capabilities []string
 	}{
-		{"HostConfig.", body.Inner, legacy.Inner},
-		{"", body.HostConfig, &legacy.legacyHostConfig},
+		{"", body.HostConfig, body.Capabilities},
+	}
+	if body.Inner != nil {
+		hostConfigs = append(hostConfigs, struct {
+			prefix       string
+			config       *container.HostConfig
+			capabilities []string
+		}{"HostConfig.", body.Inner.HostConfig, body.Inner.Capabilities})
 	}
 	for _, hc := range hostConfigs {
-		if hc.legacy != nil && len(hc.legacy.Capabilities) > 0 && !rule.liftAll && !rule.Lift.Privileged {
+		if len(hc.capabilities) > 0 && !rule.liftAll && !rule.Lift.Privileged {
 			return deny(hc.prefix+"Capabilities", "replaces the capability set")
 		}
 		if hc.config == nil {
@@ -129,13 +129,6 @@ func inspectCreate(rule *Rule, data []byte) *inspection {
 		}
 	}
 	return result
-}
-
-func orEmpty(data []byte) []byte {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return []byte("{}")
-	}
-	return data
 }
 
 // checkHostConfig checks one HostConfig and adds container references to

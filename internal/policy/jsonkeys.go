@@ -19,7 +19,7 @@ const maxJSONDepth = 64
 // "privileged" could be bypassed. Keys of maps such as Labels are checked
 // the same way. Text after the value other than white space is rejected.
 func checkJSONKeys(data []byte) error {
-	s := keyScanner{data: data}
+	s := keyScanner{data: data, keys: make([]keyHash, 0, 128)}
 	s.skipSpace()
 	if err := s.value(0); err != nil {
 		return err
@@ -34,8 +34,15 @@ func checkJSONKeys(data []byte) error {
 type keyScanner struct {
 	data []byte
 	pos  int
-	// keys is a stack of the folded keys of the objects being scanned.
-	keys []string
+	// keys is a stack of the hashes of the folded keys of the objects being
+	// scanned. Equal hashes are compared again as folded strings.
+	keys []keyHash
+}
+
+type keyHash struct {
+	hash uint64
+	// start and end locate the quoted key in data.
+	start, end int
 }
 
 func (s *keyScanner) skipSpace() {
@@ -100,17 +107,17 @@ func (s *keyScanner) object(depth int) error {
 		if err != nil {
 			return err
 		}
-		key, err := decodeKey(s.data[keyStart:s.pos], raw, escaped)
+		hash, err := s.hashKey(keyStart, raw, escaped)
 		if err != nil {
 			return err
 		}
-		folded := foldKey(key)
 		for _, k := range s.keys[base:] {
-			if k == folded {
-				return fmt.Errorf("duplicate key %q at offset %d: keys are compared case-insensitively, as the daemon decodes them", key, keyStart)
+			if k.hash == hash && s.sameKey(k, keyStart) {
+				return fmt.Errorf("duplicate key %s at offset %d: keys are compared case-insensitively, as the daemon decodes them",
+					s.data[keyStart:s.pos], keyStart)
 			}
 		}
-		s.keys = append(s.keys, folded)
+		s.keys = append(s.keys, keyHash{hash: hash, start: keyStart, end: s.pos})
 
 		s.skipSpace()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
@@ -183,6 +190,45 @@ func (s *keyScanner) str() ([]byte, bool, error) {
 		}
 	}
 	return nil, false, fmt.Errorf("unterminated string at offset %d", s.pos)
+}
+
+// hashKey returns the FNV-1a hash of the folded key. Plain ASCII keys,
+// the usual case, are hashed without allocating.
+func (s *keyScanner) hashKey(start int, raw []byte, special bool) (uint64, error) {
+	const offset, prime = 14695981039346656037, 1099511628211
+	hash := uint64(offset)
+	if !special {
+		for _, c := range raw {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			hash = (hash ^ uint64(c)) * prime
+		}
+		return hash, nil
+	}
+	key, err := decodeKey(s.data[start:s.pos], raw, special)
+	if err != nil {
+		return 0, err
+	}
+	folded := foldKey(key)
+	for i := 0; i < len(folded); i++ {
+		hash = (hash ^ uint64(folded[i])) * prime
+	}
+	return hash, nil
+}
+
+// sameKey reports whether the key at k and the key that starts at start
+// and ends at s.pos fold to the same name.
+func (s *keyScanner) sameKey(k keyHash, start int) bool {
+	return s.foldedAt(k.start, k.end) == s.foldedAt(start, s.pos)
+}
+
+func (s *keyScanner) foldedAt(start, end int) string {
+	var key string
+	if err := json.Unmarshal(s.data[start:end], &key); err != nil {
+		return string(s.data[start:end])
+	}
+	return foldKey(key)
 }
 
 // decodeKey returns the key as encoding/json decodes it: escapes resolved

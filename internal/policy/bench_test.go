@@ -1,0 +1,57 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/dockmoat/dockmoat/internal/dockerapi"
+)
+
+func classifyCreate() (*dockerapi.Request, error) {
+	return dockerapi.ClassifyTarget("POST", "/v1.41/containers/create")
+}
+
+func classifyExec() (*dockerapi.Request, error) {
+	return dockerapi.ClassifyTarget("POST", "/v1.41/containers/c/exec")
+}
+
+// BenchmarkDecideCreate measures a decision on a typical docker CLI
+// container create body, with its inspection.
+func BenchmarkDecideCreate(b *testing.B) {
+	p := Default()
+	req, err := classifyCreate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(typicalCreateBody)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if d := p.Decide(ciClient, req, body); !d.Allow {
+			b.Fatal(d.Message)
+		}
+	}
+}
+
+// BenchmarkDecideList measures a decision without a body.
+func BenchmarkDecideList(b *testing.B) {
+	p := Default()
+	req, err := dockerapi.ClassifyTarget("GET", "/v1.41/containers/json?all=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if d := p.Decide(ciClient, req, nil); !d.Allow {
+			b.Fatal(d.Message)
+		}
+	}
+}
+
+// BenchmarkCheckJSONKeys measures the duplicate key check alone.
+func BenchmarkCheckJSONKeys(b *testing.B) {
+	body := []byte(typicalCreateBody)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := checkJSONKeys(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

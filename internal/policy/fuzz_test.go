@@ -1,0 +1,108 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+)
+
+// escapes reports what a container create body would do to the host if
+// dockerd decoded it: json.Decoder reads the first value, keys match
+// case-insensitively, the last duplicate wins, and HostConfig fields are
+// also read from the top level.
+func escapes(data []byte) []string {
+	var body createBody
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&body); err != nil {
+		return nil
+	}
+	var found []string
+	hostConfigs := []*container.HostConfig{body.HostConfig}
+	if body.Inner != nil {
+		hostConfigs = append(hostConfigs, body.Inner.HostConfig)
+	}
+	for _, hc := range hostConfigs {
+		if hc == nil {
+			continue
+		}
+		if hc.Privileged {
+			found = append(found, "privileged")
+		}
+		for _, bind := range hc.Binds {
+			parts := strings.Split(bind, ":")
+			if len(parts) >= 2 && strings.HasPrefix(parts[0], "/") {
+				found = append(found, "bind "+bind)
+			}
+		}
+		for _, m := range hc.Mounts {
+			if m.Type == mount.TypeBind {
+				found = append(found, "bind mount "+m.Source)
+			}
+		}
+		modes := []string{string(hc.PidMode), string(hc.IpcMode), string(hc.NetworkMode),
+			string(hc.UTSMode), string(hc.UsernsMode), string(hc.CgroupnsMode)}
+		for _, mode := range modes {
+			if mode == "host" {
+				found = append(found, "host namespace")
+			}
+		}
+		if len(hc.Devices) > 0 {
+			found = append(found, "devices")
+		}
+	}
+	if len(body.Capabilities) > 0 || (body.Inner != nil && len(body.Inner.Capabilities) > 0) {
+		found = append(found, "capabilities")
+	}
+	return found
+}
+
+func FuzzInspectCreate(f *testing.F) {
+	seeds := []string{
+		typicalCreateBody,
+		`{"Image":"x","HostConfig":{"Privileged":true}}`,
+		`{"Image":"x","privileged":true}`,
+		`{"Image":"x","HostConfig":{"Binds":["/:/host"]}}`,
+		`{"Image":"x","HostConfig":{"Privileged":false,"privileged":true}}`,
+		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]}}`,
+		`{"Image":"x","HostConfig":{"PidMode":"host","NetworkMode":"host"}}`,
+		`{"Image":"x","HostConfig":{"Bind\u017f":["/:/h"]}}`,
+		`{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	p := Default()
+	req, err := classifyCreate()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d := p.Decide(ciClient, req, body)
+		if found := escapes(body); len(found) > 0 && d.Allow {
+			t.Fatalf("body %q would %v on the daemon but was allowed by rule %q", body, found, d.Rule)
+		}
+		if !d.Allow && !strings.HasPrefix(d.Message, "dockmoat: ") {
+			t.Fatalf("denial message %q lacks the dockmoat: prefix", d.Message)
+		}
+	})
+}
+
+func FuzzInspectExec(f *testing.F) {
+	f.Add([]byte(`{"Cmd":["sh"],"Privileged":true}`))
+	f.Add([]byte(`{"privileged":false,"PRIVILEGED":true}`))
+	p := Default()
+	req, err := classifyExec()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d := p.Decide(ciClient, req, body)
+		var exec container.ExecCreateRequest
+		if json.NewDecoder(bytes.NewReader(body)).Decode(&exec) == nil && exec.Privileged && d.Allow {
+			t.Fatalf("body %q is a privileged exec on the daemon but was allowed", body)
+		}
+	})
+}
