@@ -49,13 +49,13 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown export format %q: use dir, context, p12 or env", s)
 }
 
-// Files holds the PEM contents of a client bundle.
+// Files is the PEM content of a client bundle.
 type Files struct {
 	CA, Cert, Key []byte
 }
 
 // Load reads the bundle of client name from state directory dir and checks
-// that each file holds exactly one PEM block of the expected type and that
+// that each file contains exactly one PEM block of the expected type and that
 // the key matches the certificate.
 func Load(dir, name string) (Files, error) {
 	paths := pki.BundlePaths(dir, pki.KindClient, name)

@@ -20,7 +20,7 @@ type keyPair struct {
 func tlsPair(f Files) (keyPair, error) {
 	block, _ := pem.Decode(f.Key)
 	if block == nil {
-		return keyPair{}, errors.New("key.pem holds no PEM block")
+		return keyPair{}, errors.New("key.pem contains no PEM block")
 	}
 	if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
 		return keyPair{}, errors.New("key.pem is encrypted, and Docker clients cannot load encrypted keys: reissue the certificate with dockmoat")

@@ -49,7 +49,7 @@ func WriteUsage(w io.Writer, u Usage) error {
 			p("")
 		}
 	case FormatP12:
-		p("Java (JSSE) clients use the PKCS#12 key store, which holds the key, the")
+		p("Java (JSSE) clients use the PKCS#12 key store, which contains the key, the")
 		p("certificate and the CA chain:")
 		p("  -Djavax.net.ssl.keyStore=%s -Djavax.net.ssl.keyStoreType=PKCS12", shellQuote(u.File))
 		p("  -Djavax.net.ssl.keyStorePassword=... (the password you passed)")

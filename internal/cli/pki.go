@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -31,8 +32,8 @@ Docker clients load only RSA keys), rsa-3072, rsa-4096.
 Everything lives in the state directory (see --dir).`,
 	}
 	cmd.PersistentFlags().String("passphrase-file", "",
-		"file with the CA key passphrase, '-' for stdin; init encrypts the new CA key with it,\n"+
-			"other commands decrypt the key with it")
+		"file with the CA key passphrase, or '-' for stdin (init encrypts the new CA key\n"+
+			"with it, and the commands that sign decrypt the key with it)")
 	cmd.AddCommand(
 		newPKIInitCommand(),
 		newPKIIssueCommand(),
@@ -51,7 +52,7 @@ func newPKIInitCommand() *cobra.Command {
 		Short: "Create the certificate authority",
 		Long: `init creates the CA: its certificate (ca.pem), its key (ca-key.pem, mode
 0600, encrypted when --passphrase-file is given), an empty CRL (crl.pem)
-and an empty index of issued certificates. It refuses to replace an
+and an empty index of issued certificates. It rejects replacing an
 existing CA unless --force is given.`,
 		Args: cobra.NoArgs,
 		RunE: runPKIInit,
@@ -82,6 +83,7 @@ func runPKIInit(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+
 	a, err := pki.Init(dir, pki.InitOptions{Name: name, KeyType: keyType, Days: days, Passphrase: passphrase, Force: force})
 	if errors.Is(err, pki.ErrExists) {
 		return failure(err, "keep using it, or pass --force to replace it (certificates it issued stop being accepted)")
@@ -92,6 +94,7 @@ func runPKIInit(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return failure(err, "")
 	}
+
 	ca := a.Certificate()
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "created CA %q in %s\n", ca.Subject.CommonName, dir)
@@ -156,8 +159,8 @@ func writeListTable(w io.Writer, entries []listEntry, now time.Time) error {
 	for _, e := range entries {
 		status := e.Status
 		if e.ExpiresSoon {
-			days := int(e.NotAfter.Sub(now).Hours() / 24)
-			status = fmt.Sprintf("valid, expires soon (%d days)", days)
+			days := int(math.Ceil(e.NotAfter.Sub(now).Hours() / 24))
+			status = fmt.Sprintf("valid, expires soon (in %d days)", days)
 		}
 		if e.Status == pki.StatusRevoked {
 			status = fmt.Sprintf("revoked %s (%s)", e.RevokedAt.UTC().Format(time.DateOnly), e.Reason)
@@ -178,7 +181,7 @@ func openCA(cmd *cobra.Command) (*pki.Authority, error) {
 	}
 	a, err := pki.Open(dir)
 	if errors.Is(err, pki.ErrNoCA) {
-		return nil, failure(err, "create one with 'dockmoat pki init', or pass --dir DIR or set DOCKMOAT_DIR to the folder that holds ca.pem")
+		return nil, failure(err, "create one with 'dockmoat pki init', or pass --dir DIR or set DOCKMOAT_DIR to the folder that contains ca.pem")
 	}
 	if err != nil {
 		return nil, failure(err, "restore the state directory from a backup, or create a new CA with 'dockmoat pki init --force'")

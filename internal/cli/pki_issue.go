@@ -56,6 +56,7 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 		}
 		ips = append(ips, ip)
 	}
+
 	req := pki.ServerRequest{Name: name, DNSNames: dnsNames, IPs: ips}
 	var err error
 	if req.KeyType, err = keyTypeFlag(cmd); err != nil {
@@ -71,6 +72,7 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+
 	if len(dnsNames) == 0 && len(ips) == 0 {
 		if req.DNSNames, req.IPs, err = pki.DefaultServerNames(); err != nil {
 			return failure(err, "pass the names clients dial with --dns and --ip")
@@ -78,6 +80,7 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "no --dns or --ip given, so the certificate names this host: %s\n",
 			strings.Join(sanList(req.DNSNames, req.IPs), ", "))
 	}
+
 	a, err := openCA(cmd)
 	if err != nil {
 		return err

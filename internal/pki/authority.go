@@ -49,10 +49,12 @@ type InitOptions struct {
 	Force bool
 }
 
-// Init creates a CA in dir and returns it unlocked. It refuses with
-// ErrExists when dir already holds a CA, unless opts.Force is set. The new
-// CA's certificate, key, empty CRL and empty index replace the old ones all
-// together: a crash at any point leaves the old CA or the new one.
+// Init creates a CA in dir and returns it unlocked. It returns ErrExists
+// when dir already contains a CA, unless opts.Force is set. The new CA's
+// certificate, key, empty CRL and empty index replace the old ones all
+// together, so a crash at any point leaves either the old CA or the new one.
+// Issued bundles under servers/ and clients/ stay on disk, but the new index
+// does not list them.
 func Init(dir string, opts InitOptions) (*Authority, error) {
 	name, keyType, days, err := validateInit(opts)
 	if err != nil {
@@ -177,7 +179,7 @@ func (a *Authority) create(name string, keyType KeyType, days int, passphrase []
 	}, nil
 }
 
-// Exists reports whether dir holds a CA certificate or key.
+// Exists reports whether dir contains a CA certificate or key.
 func Exists(dir string) bool {
 	for _, name := range []string{caCertFile, caKeyFile} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
@@ -189,7 +191,7 @@ func Exists(dir string) bool {
 
 // Open loads the CA of state directory dir: its certificate and index. The
 // key is loaded when the first certificate is signed, or by Unlock. Open
-// returns an error wrapping ErrNoCA when dir holds no CA.
+// returns an error wrapping ErrNoCA when dir contains no CA.
 func Open(dir string) (*Authority, error) {
 	if _, err := os.Stat(filepath.Join(dir, pendingDir)); err == nil {
 		lock, err := lockDir(dir)
@@ -202,6 +204,7 @@ func Open(dir string) (*Authority, error) {
 			return nil, err
 		}
 	}
+
 	certPEM, err := os.ReadFile(CACertPath(dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w in %s", ErrNoCA, dir)
@@ -220,6 +223,7 @@ func Open(dir string) (*Authority, error) {
 	if _, err := a.loadIndex(); err != nil {
 		return nil, err
 	}
+
 	keyPEM, err := os.ReadFile(CAKeyPath(dir))
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)

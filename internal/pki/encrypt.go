@@ -131,6 +131,7 @@ func decryptPKCS8(der, passphrase []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+
 	var iv []byte
 	if rest, err := asn1.Unmarshal(params.EncryptionScheme.Parameters.FullBytes, &iv); err != nil || len(rest) != 0 {
 		return nil, errors.New("invalid AES-CBC parameters")
@@ -138,6 +139,7 @@ func decryptPKCS8(der, passphrase []byte) (any, error) {
 	if len(iv) != aes.BlockSize || len(info.EncryptedData) == 0 || len(info.EncryptedData)%aes.BlockSize != 0 {
 		return nil, errors.New("invalid AES-CBC IV or data length")
 	}
+
 	block, err := aes.NewCipher(aesKey)
 	if err != nil {
 		return nil, err
@@ -169,6 +171,7 @@ func deriveKey(params pbes2Params, passphrase []byte) ([]byte, error) {
 	if kdf.Iterations < 1 || kdf.Iterations > 10_000_000 {
 		return nil, fmt.Errorf("invalid PBKDF2 iteration count %d", kdf.Iterations)
 	}
+
 	var prf func() hash.Hash
 	switch {
 	case len(kdf.PRF.Algorithm) == 0, kdf.PRF.Algorithm.Equal(oidHMACWithSHA1):
@@ -178,6 +181,7 @@ func deriveKey(params pbes2Params, passphrase []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unsupported PBKDF2 PRF %v", kdf.PRF.Algorithm)
 	}
+
 	var keyLen int
 	switch alg := params.EncryptionScheme.Algorithm; {
 	case alg.Equal(oidAES128CBC):

@@ -237,6 +237,7 @@ func (a *Authority) sign(spec leafSpec, idx *indexData) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
 	if err != nil {
 		return Record{}, fmt.Errorf("sign %s certificate %q: %w", spec.kind, spec.name, err)
@@ -249,6 +250,7 @@ func (a *Authority) sign(spec leafSpec, idx *indexData) (Record, error) {
 	if err := a.writeBundle(spec.kind, spec.name, certPEM, keyPEM); err != nil {
 		return Record{}, err
 	}
+
 	rec := Record{
 		Name:      spec.name,
 		Kind:      spec.kind,
@@ -351,8 +353,9 @@ func newSerial(idx *indexData) (*big.Int, error) {
 }
 
 // writeBundle writes ca.pem, the certificate and the key of kind and name.
-// The key is written before the certificate, so a reader that sees the new
-// certificate also finds its key.
+// The key is written before the certificate, so once the new certificate is
+// in place its key is too. A reader that reads the key before a concurrent
+// renewal and the certificate after it sees a mismatched pair and must retry.
 func (a *Authority) writeBundle(kind Kind, name string, certPEM, keyPEM []byte) error {
 	paths := BundlePaths(a.dir, kind, name)
 	if err := mkdirPrivate(filepath.Dir(paths.Cert)); err != nil {

@@ -101,10 +101,10 @@ func normalizeSANs(dnsNames []string, ips []net.IP) ([]string, []net.IP, error) 
 }
 
 // DefaultServerNames returns the names a server certificate gets when the
-// caller gives none: localhost, 127.0.0.1 and ::1, the host name and its
-// fully qualified name, and every address of the host's interfaces except
-// loopback duplicates and link-local addresses (clients cannot dial those
-// without a zone).
+// caller gives none. They are localhost, 127.0.0.1, ::1, the host name, its
+// fully qualified name and every interface address except loopback and
+// link-local ones. Link-local addresses are left out because clients cannot
+// dial them without a zone.
 func DefaultServerNames() (dns []string, ips []net.IP, err error) {
 	dns = []string{"localhost"}
 	ips = []net.IP{net.IPv4(127, 0, 0, 1).To4(), net.IPv6loopback}

@@ -50,8 +50,8 @@ const (
 	DefaultClientDays = 365
 )
 
-// ExpiryWarning is how close to its expiry a certificate counts as expiring
-// soon, for pki list and ExpiresWithin.
+// ExpiryWarning is the time before NotAfter from which pki list marks a
+// certificate as expiring soon.
 const ExpiryWarning = 30 * 24 * time.Hour
 
 // clockSkew is how far NotBefore is set in the past, so that peers whose
@@ -62,7 +62,7 @@ const clockSkew = 5 * time.Minute
 var (
 	// ErrExists means Init found a CA and Force was not set.
 	ErrExists = errors.New("a CA already exists")
-	// ErrNoCA means the state directory holds no CA certificate.
+	// ErrNoCA means the state directory contains no CA certificate.
 	ErrNoCA = errors.New("no CA found")
 	// ErrPassphraseRequired means the CA key is encrypted and Unlock has
 	// not been called.
@@ -122,11 +122,11 @@ func CRLPath(dir string) string { return filepath.Join(dir, crlFile) }
 // IndexPath returns the path of the index of issued certificates.
 func IndexPath(dir string) string { return filepath.Join(dir, indexFile) }
 
-// ServerDir returns the folder that holds ca.pem, server-cert.pem and
+// ServerDir returns the folder that contains ca.pem, server-cert.pem and
 // server-key.pem of server certificate name.
 func ServerDir(dir, name string) string { return filepath.Join(dir, "servers", name) }
 
-// ClientDir returns the folder that holds ca.pem, cert.pem and key.pem of
+// ClientDir returns the folder that contains ca.pem, cert.pem and key.pem of
 // client certificate name.
 func ClientDir(dir, name string) string { return filepath.Join(dir, "clients", name) }
 

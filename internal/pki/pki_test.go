@@ -136,7 +136,7 @@ func TestInitSubjectsUnique(t *testing.T) {
 	}
 }
 
-func TestInitRefusesExisting(t *testing.T) {
+func TestInitRejectsExisting(t *testing.T) {
 	_, dir := newCA(t)
 	before, _ := os.ReadFile(CACertPath(dir))
 	_, err := Init(dir, InitOptions{})
@@ -145,7 +145,7 @@ func TestInitRefusesExisting(t *testing.T) {
 	}
 	after, _ := os.ReadFile(CACertPath(dir))
 	if !bytes.Equal(before, after) {
-		t.Error("refused Init changed ca.pem")
+		t.Error("rejected Init changed ca.pem")
 	}
 	if _, err := Init(dir, InitOptions{Force: true}); err != nil {
 		t.Fatalf("Init with Force: %v", err)
@@ -519,7 +519,7 @@ func TestRevokeWritesCRL(t *testing.T) {
 	}
 }
 
-func TestExpiredCARefused(t *testing.T) {
+func TestExpiredCARejected(t *testing.T) {
 	a, dir := newCA(t)
 	a.now = func() time.Time { return time.Now().AddDate(11, 0, 0) }
 	before := listDir(t, dir)
@@ -528,7 +528,7 @@ func TestExpiredCARefused(t *testing.T) {
 		t.Fatalf("IssueClient with an expired CA: error = %v, want ErrCAExpired", err)
 	}
 	if after := listDir(t, dir); !slices.Equal(before, after) {
-		t.Errorf("files after refused issuance = %v, want %v", after, before)
+		t.Errorf("files after rejected issuance = %v, want %v", after, before)
 	}
 }
 
@@ -728,7 +728,7 @@ func TestConcurrentIssue(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(list) != workers {
-		t.Fatalf("index holds %d records, want %d", len(list), workers)
+		t.Fatalf("index contains %d records, want %d", len(list), workers)
 	}
 	serials := map[string]bool{}
 	for _, r := range list {

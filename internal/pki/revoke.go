@@ -145,7 +145,7 @@ func (a *Authority) signCRL(records []Record, number *big.Int) ([]byte, error) {
 		}
 		serial, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
-			return nil, fmt.Errorf("index holds an invalid serial %q for %q", r.Serial, r.Name)
+			return nil, fmt.Errorf("index contains an invalid serial %q for %q", r.Serial, r.Name)
 		}
 		_, code, err := ParseReason(r.Reason)
 		if err != nil {

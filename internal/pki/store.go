@@ -19,6 +19,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	name := tmp.Name()
+
 	ok := false
 	defer func() {
 		if !ok {
@@ -29,6 +30,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+
 	// The umask may have narrowed perm at creation; the result must be
 	// exactly perm, so 0644 certificates stay readable by Docker clients.
 	if err := tmp.Chmod(perm); err != nil {
@@ -40,6 +42,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+
 	if err := os.Rename(name, path); err != nil {
 		return err
 	}

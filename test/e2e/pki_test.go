@@ -166,7 +166,7 @@ func TestPKIInitAndForce(t *testing.T) {
 		t.Errorf("second init stderr = %q, want the --force hint", r.stderr)
 	}
 	if after := snapshot(t, p.dir); !maps.Equal(before, after) {
-		t.Error("refused init changed the state directory")
+		t.Error("rejected init changed the state directory")
 	}
 
 	oldCA := readPEMCert(t, p.path("ca.pem"))
@@ -409,7 +409,7 @@ func writeExpiredCA(t *testing.T, dir string) {
 	}
 }
 
-// A05: issuance refuses an expired CA, and list flags what expires soon.
+// A05: issuance rejects an expired CA, and list flags what expires soon.
 func TestPKIExpiry(t *testing.T) {
 	expired := newPKIDir(t)
 	writeExpiredCA(t, expired.dir)
@@ -425,7 +425,7 @@ func TestPKIExpiry(t *testing.T) {
 		t.Errorf("stderr = %q, want the init --force hint", r.stderr)
 	}
 	if after := snapshot(t, expired.dir); !maps.Equal(before, after) {
-		t.Error("refused issuance changed the state directory")
+		t.Error("rejected issuance changed the state directory")
 	}
 
 	p := initPKI(t, "--days", "60")
@@ -557,9 +557,9 @@ func TestPKIRenewAndRevoke(t *testing.T) {
 	p.must("pki", "issue", "client", "alice", "--key-type", "ecdsa-p256")
 }
 
-// TestPKIConcurrentIssue runs several `pki issue` processes at once; none
-// may lose an index entry or reuse a serial, and of several processes that
-// issue the same name exactly one succeeds.
+// TestPKIConcurrentIssue runs several `pki issue` processes at once. None
+// may lose an index entry or reuse a serial. Of the processes that issue the
+// same name, exactly one succeeds.
 func TestPKIConcurrentIssue(t *testing.T) {
 	p := initPKI(t)
 	const n = 8
@@ -593,7 +593,7 @@ func TestPKIConcurrentIssue(t *testing.T) {
 	}
 	list := p.list()
 	if len(list) != n+1 {
-		t.Errorf("index holds %d records, want %d", len(list), n+1)
+		t.Errorf("index contains %d records, want %d", len(list), n+1)
 	}
 	serials := map[string]bool{}
 	for _, e := range list {
