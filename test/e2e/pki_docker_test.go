@@ -218,6 +218,21 @@ func TestPKIDockerClients(t *testing.T) {
 		}
 	})
 
+	t.Run("python strict ssl", func(t *testing.T) {
+		for _, host := range []string{"127.0.0.1", "localhost"} {
+			out, err := runTool(t, "python3", "testdata/pki/ping.py",
+				filepath.Join(clientDir, "ca.pem"), filepath.Join(clientDir, "cert.pem"),
+				filepath.Join(clientDir, "key.pem"), host, port)
+			if err != nil {
+				t.Errorf("python ping.py via %s: %v\n%s", host, err, out)
+				continue
+			}
+			if !strings.Contains(out, "HTTP/1.1 200 OK") || !strings.Contains(out, "\nOK") {
+				t.Errorf("python ping.py via %s printed %q, want 200 OK and body OK", host, out)
+			}
+		}
+	})
+
 	t.Run("other CA rejected", func(t *testing.T) {
 		other := initPKI(t)
 		other.must("pki", "issue", "client", "mallory")

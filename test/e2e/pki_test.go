@@ -543,13 +543,19 @@ func TestPKIRenewAndRevoke(t *testing.T) {
 	if out, err := openssl(t, "crl", "-in", p.path("crl.pem"), "-CAfile", p.path("ca.pem"), "-noout"); err != nil || !strings.Contains(out, "verify OK") {
 		t.Errorf("openssl crl -CAfile: %v, %q, want verify OK", err, out)
 	}
+	revokedCert := p.path("clients", "alice", "cert.pem")
+	out, err := openssl(t, "verify", "-x509_strict", "-crl_check", "-CRLfile", p.path("crl.pem"), "-CAfile", p.path("ca.pem"), revokedCert)
+	if err == nil || !strings.Contains(out, "certificate revoked") {
+		t.Errorf("openssl verify -crl_check of the revoked certificate: %v, %q, want certificate revoked", err, out)
+	}
+
 	printed := p.must("pki", "crl").stdout
 	stored, _ := os.ReadFile(p.path("crl.pem"))
 	if printed != string(stored) {
 		t.Error("pki crl output differs from crl.pem")
 	}
-	out := filepath.Join(t.TempDir(), "crl.pem")
-	r = p.must("pki", "crl", "--update", "--out", out)
+	crlOut := filepath.Join(t.TempDir(), "crl.pem")
+	r = p.must("pki", "crl", "--update", "--out", crlOut)
 	if !strings.Contains(r.stdout, "with 2 revoked certificates") {
 		t.Errorf("crl --update stdout = %q, want 2 revoked certificates", r.stdout)
 	}
