@@ -77,6 +77,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.state.Store(st)
 	s.metrics.certificatesLoaded(st)
+	if a, ok := cfg.Authorizer.(dockerSocketUser); ok {
+		a.useDockerSocket(cfg.DockerSocket)
+	}
 	s.baseTLS = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
