@@ -19,7 +19,9 @@ type Decision struct {
 	// request the gateway cannot classify safely.
 	Status int
 	// Message is the text of the Docker-style JSON error body sent with a
-	// denial. It starts with "dockmoat: ".
+	// denial. It starts with "dockmoat: ", except for the 404 of a container
+	// owned by another client, which has dockerd's own "No such container"
+	// text.
 	Message string
 	// Operation names the API call, such as "container.create".
 	Operation string
@@ -38,14 +40,19 @@ type Authorizer interface {
 	Authorize(id identity.Identity, r *http.Request) Decision
 }
 
-// NewAuthorizer returns the authorizer for the policy file at policyPath.
-// An empty policyPath selects the built-in rule: clients in group "admin"
-// may make any request and every other client none.
+// NewAuthorizer returns the authorizer for the policy file at policyPath,
+// which it reloads when the file changes. An empty policyPath selects
+// policy.Default: each of the groups admin, ci and readonly gets the preset
+// of the same name. New passes the authorizer the Docker socket, which
+// ownership checks query for container labels.
 func NewAuthorizer(policyPath string, logger *slog.Logger) (Authorizer, error) {
-	if policyPath != "" {
-		return nil, fmt.Errorf("policy file %q: policy files are not supported yet; remove --policy", policyPath)
-	}
-	return adminOnly{}, nil
+	return newPolicyAuthorizer(policyPath, logger)
+}
+
+// dockerSocketUser is an Authorizer that queries dockerd itself. New calls
+// useDockerSocket once, before the server accepts connections.
+type dockerSocketUser interface {
+	useDockerSocket(socket string)
 }
 
 // adminOnly allows every request of group "admin" and denies the rest.

@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/dockmoat/dockmoat/internal/dockerapi"
+	"github.com/dockmoat/dockmoat/internal/policy"
+)
+
+// ownerLookupTimeout bounds one inspect request to dockerd for an
+// ownership check.
+const ownerLookupTimeout = 10 * time.Second
+
+// errNotFound is dockerd's 404 for an inspected container or exec.
+var errNotFound = errors.New("not found")
+
+// ownerLookup inspects containers and exec instances through dockerd's
+// socket to find their owner label. The zero value has no socket and fails
+// every lookup.
+type ownerLookup struct {
+	client *http.Client
+}
+
+func newOwnerLookup(socket string) *ownerLookup {
+	dialer := net.Dialer{Timeout: 5 * time.Second}
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &ownerLookup{client: &http.Client{Transport: transport, Timeout: ownerLookupTimeout}}
+}
+
+// containerInfo is the part of dockerd's container inspect answer that
+// ownership needs.
+type containerInfo struct {
+	ID     string `json:"Id"`
+	Config struct {
+		Labels map[string]string
+	}
+}
+
+func (o *ownerLookup) container(ctx context.Context, id string) (*containerInfo, error) {
+	var info containerInfo
+	if err := o.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// execContainer returns the container ID of an exec instance.
+func (o *ownerLookup) execContainer(ctx context.Context, id string) (string, error) {
+	var info struct {
+		ContainerID string
+	}
+	if err := o.get(ctx, "/exec/"+url.PathEscape(id)+"/json", &info); err != nil {
+		return "", err
+	}
+	return info.ContainerID, nil
+}
+
+func (o *ownerLookup) get(ctx context.Context, path string, out any) error {
+	if o.client == nil {
+		return errors.New("no Docker socket configured for ownership checks")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+upstreamHost+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return errNotFound
+	case resp.StatusCode != http.StatusOK:
+		text, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: status %d: %s", path, resp.StatusCode, text)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// checkOwnership checks that every container the request names, and the
+// container of its exec instance, carries the client's owner label. Path
+// targets are replaced by the full container ID. A container of another
+// owner is answered like a missing one, with dockerd's 404 text, so clients
+// cannot probe which containers exist.
+func (a *policyAuthorizer) checkOwnership(r *http.Request, req *dockerapi.Request, d policy.Decision) (Decision, bool) {
+	ctx := r.Context()
+	for _, ref := range d.Containers {
+		info, err := a.owners.container(ctx, ref.ID)
+		if err != nil && !errors.Is(err, errNotFound) {
+			return a.lookupFailed(ref.ID, err), false
+		}
+		if err != nil || info.Config.Labels[policy.OwnerLabel] != d.Owner {
+			return notFound("No such container: " + ref.ID), false
+		}
+		if ref.Field == "path" {
+			replaceTarget(req, info.ID)
+		}
+	}
+	if d.Exec == "" {
+		return Decision{}, true
+	}
+	containerID, err := a.owners.execContainer(ctx, d.Exec)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return a.lookupFailed(d.Exec, err), false
+	}
+	if err != nil {
+		return notFound("No such exec instance: " + d.Exec), false
+	}
+	info, err := a.owners.container(ctx, containerID)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return a.lookupFailed(containerID, err), false
+	}
+	if err != nil || info.Config.Labels[policy.OwnerLabel] != d.Owner {
+		return notFound("No such exec instance: " + d.Exec), false
+	}
+	return Decision{}, true
+}
+
+func notFound(message string) Decision {
+	return Decision{Status: http.StatusNotFound, Message: message}
+}
+
+func (a *policyAuthorizer) lookupFailed(id string, err error) Decision {
+	a.logger.Error("ownership check failed", "target", id, "error", err)
+	return Decision{Status: http.StatusBadGateway,
+		Message: fmt.Sprintf("dockmoat: cannot check the owner of %q through the Docker socket: %v", id, err)}
+}

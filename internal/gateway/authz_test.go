@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockmoat/dockmoat/internal/identity"
+	"github.com/dockmoat/dockmoat/internal/policy"
+)
+
+var (
+	ciIdentity    = identity.Identity{Name: "ci-1", Groups: []string{"ci"}}
+	otherIdentity = identity.Identity{Name: "ci-2", Groups: []string{"ci"}}
+)
+
+const ownershipPolicy = `
+rules:
+  - name: ci
+    groups: [ci]
+    presets: [ci]
+    ownership: true
+`
+
+// fakeDocker answers container and exec inspect requests on a unix socket:
+// container "mine" (ID "aaa…") belongs to ci-1, "theirs" to ci-2, exec "e1"
+// runs in "mine" and exec "e2" in "theirs".
+func fakeDocker(t *testing.T) string {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers := map[string]containerInfo{}
+	for name, owner := range map[string]string{"mine": "ci-1", "theirs": "ci-2"} {
+		var info containerInfo
+		info.ID = strings.Repeat(name[:1], 64)
+		info.Config.Labels = map[string]string{policy.OwnerLabel: owner}
+		containers[name] = info
+		containers[info.ID] = info
+	}
+	execs := map[string]string{"e1": containers["mine"].ID, "e2": containers["theirs"].ID}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /containers/{id}/json", func(w http.ResponseWriter, r *http.Request) {
+		info, ok := containers[r.PathValue("id")]
+		if !ok {
+			http.Error(w, `{"message":"No such container"}`, http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(info)
+	})
+	mux.HandleFunc("GET /exec/{id}/json", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := execs[r.PathValue("id")]
+		if !ok {
+			http.Error(w, `{"message":"No such exec instance"}`, http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"ContainerID": id})
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return socket
+}
+
+func newTestAuthorizer(t *testing.T, policyText string) *policyAuthorizer {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(policyText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := newPolicyAuthorizer(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("newPolicyAuthorizer: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	a.useDockerSocket(fakeDocker(t))
+	return a
+}
+
+func TestAuthorizeDefaultPolicy(t *testing.T) {
+	a := newTestAuthorizer(t, policy.DefaultYAML)
+	tests := []struct {
+		name, method, target, body string
+		status                     int
+		operation                  string
+	}{
+		{"ping", "GET", "/_ping", "", 0, "system.ping"},
+		{"create", "POST", "/v1.41/containers/create", `{"Image":"busybox"}`, 0, "container.create"},
+		{"privileged", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Privileged":true}}`, 403, "container.create"},
+		{"encoded slash", "GET", "/v1.41/containers%2Fjson", "", 400, opRejected},
+		{"unknown", "GET", "/v1.41/debug/vars", "", 403, opUnknown},
+		{"archive", "GET", "/v1.41/containers/x/archive?path=/", "", 403, "container.archive.read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			d := a.Authorize(ciIdentity, r)
+			if got := d.Status; got != tt.status {
+				t.Errorf("status: got %d, want %d (%s)", got, tt.status, d.Message)
+			}
+			if d.Allow != (tt.status == 0) {
+				t.Errorf("allow: got %v, want %v", d.Allow, tt.status == 0)
+			}
+			if d.Operation != tt.operation {
+				t.Errorf("operation: got %q, want %q", d.Operation, tt.operation)
+			}
+			if !d.Allow && !strings.HasPrefix(d.Message, "dockmoat: ") {
+				t.Errorf("message: got %q, want the dockmoat: prefix", d.Message)
+			}
+		})
+	}
+}
+
+func TestAuthorizeChunkedBody(t *testing.T) {
+	a := newTestAuthorizer(t, policy.DefaultYAML)
+	body := `{"Image":"busybox","HostConfig":{"Privileged":false}}`
+	r := httptest.NewRequest("POST", "/v1.41/containers/create", io.NopCloser(strings.NewReader(body)))
+	r.ContentLength = -1
+	r.TransferEncoding = []string{"chunked"}
+	d := a.Authorize(ciIdentity, r)
+	if !d.Allow {
+		t.Fatalf("got deny: %s", d.Message)
+	}
+	if r.ContentLength != int64(len(body)) {
+		t.Errorf("content length: got %d, want %d", r.ContentLength, len(body))
+	}
+	if r.TransferEncoding != nil {
+		t.Errorf("transfer encoding: got %v, want none", r.TransferEncoding)
+	}
+	forwarded, _ := io.ReadAll(r.Body)
+	if string(forwarded) != body {
+		t.Errorf("forwarded body: got %s, want %s", forwarded, body)
+	}
+}
+
+func TestAuthorizeBodyTooLarge(t *testing.T) {
+	a := newTestAuthorizer(t, policy.DefaultYAML)
+	big := `{"Image":"busybox","Env":["X=` + strings.Repeat("a", DefaultMaxInspectedBody) + `"]}`
+	for _, chunked := range []bool{false, true} {
+		r := httptest.NewRequest("POST", "/v1.41/containers/create", strings.NewReader(big))
+		if chunked {
+			r.Body = io.NopCloser(strings.NewReader(big))
+			r.ContentLength = -1
+		}
+		d := a.Authorize(ciIdentity, r)
+		if d.Status != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked %v: status got %d, want 413 (%s)", chunked, d.Status, d.Message)
+		}
+	}
+}
+
+func TestAuthorizeOwnership(t *testing.T) {
+	a := newTestAuthorizer(t, ownershipPolicy)
+	tests := []struct {
+		name, method, target string
+		who                  identity.Identity
+		status               int
+		message              string
+		path                 string
+	}{
+		{"own container by name", "POST", "/v1.41/containers/mine/start", ciIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("m", 64) + "/start"},
+		{"other container", "POST", "/v1.41/containers/theirs/start", ciIdentity, 404, "No such container: theirs", ""},
+		{"missing container", "GET", "/v1.41/containers/nothing/json", ciIdentity, 404, "No such container: nothing", ""},
+		{"own exec", "POST", "/v1.41/exec/e1/resize?h=1&w=1", ciIdentity, 0, "", "/v1.41/exec/e1/resize"},
+		{"other exec", "POST", "/v1.41/exec/e2/resize?h=1&w=1", ciIdentity, 404, "No such exec instance: e2", ""},
+		{"other client owns it", "POST", "/v1.41/containers/theirs/stop", otherIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("t", 64) + "/stop"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, nil)
+			d := a.Authorize(tt.who, r)
+			if d.Status != tt.status {
+				t.Fatalf("status: got %d, want %d (%s)", d.Status, tt.status, d.Message)
+			}
+			if d.Message != tt.message {
+				t.Errorf("message: got %q, want %q", d.Message, tt.message)
+			}
+			if tt.path != "" && r.URL.Path != tt.path {
+				t.Errorf("forwarded path: got %q, want %q", r.URL.Path, tt.path)
+			}
+		})
+	}
+}
+
+func TestAuthorizeOwnershipRewrites(t *testing.T) {
+	a := newTestAuthorizer(t, ownershipPolicy)
+
+	r := httptest.NewRequest("POST", "/v1.41/containers/create", strings.NewReader(`{"Image":"busybox"}`))
+	if d := a.Authorize(ciIdentity, r); !d.Allow {
+		t.Fatalf("create: got deny %s", d.Message)
+	}
+	var created struct{ Labels map[string]string }
+	forwarded, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(forwarded, &created); err != nil {
+		t.Fatalf("forwarded body %s: %v", forwarded, err)
+	}
+	if got := created.Labels[policy.OwnerLabel]; got != "ci-1" {
+		t.Errorf("owner label: got %q, want ci-1", got)
+	}
+	if r.ContentLength != int64(len(forwarded)) {
+		t.Errorf("content length: got %d, want %d", r.ContentLength, len(forwarded))
+	}
+
+	r = httptest.NewRequest("GET", "/v1.41/containers/json?all=1", nil)
+	if d := a.Authorize(ciIdentity, r); !d.Allow {
+		t.Fatalf("list: got deny %s", d.Message)
+	}
+	if got, want := r.URL.Query().Get("filters"), `{"label":{"dockmoat.owner=ci-1":true}}`; got != want {
+		t.Errorf("list filters: got %s, want %s", got, want)
+	}
+	if got := r.URL.Query().Get("all"); got != "1" {
+		t.Errorf("list all: got %q, want 1", got)
+	}
+}
+
+func TestAuthorizeReload(t *testing.T) {
+	a := newTestAuthorizer(t, policy.DefaultYAML)
+	list := func() bool {
+		return a.Authorize(identity.Identity{Name: "x", Groups: []string{"viewers"}},
+			httptest.NewRequest("GET", "/v1.41/containers/json", nil)).Allow
+	}
+	if list() {
+		t.Fatal("group viewers may list before the reload, want deny")
+	}
+
+	viewers := policy.DefaultYAML + "  - name: viewers\n    groups: [viewers]\n    presets: [readonly]\n"
+	if err := os.WriteFile(a.path, []byte(viewers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload after a valid change", list)
+
+	if err := os.WriteFile(a.path, []byte("rules: [broken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * reloadDebounce)
+	if !list() {
+		t.Error("a broken file replaced the previous policy, want it kept")
+	}
+	if err := a.Reload(); err == nil {
+		t.Error("Reload of a broken file: got no error")
+	}
+}
