@@ -29,8 +29,8 @@ type Report struct {
 // Diagnose checks what cfg would do: its files, the endpoint, the client's
 // own handshake and GET /_ping, and the server certificate's names against
 // the host the client dials. envFindings come from ResolveClient.
-func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts Options) Report {
-	rep := Report{Client: cfg}
+func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts Options) (rep Report) {
+	rep.Client = cfg
 	var fs findings
 	fs.add(envFindings...)
 	defer func() {
