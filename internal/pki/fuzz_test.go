@@ -47,3 +47,19 @@ func FuzzValidateName(f *testing.F) {
 		}
 	})
 }
+
+func FuzzNormalizeSerial(f *testing.F) {
+	for _, s := range []string{"0a:1b", "0xff", "alice", "-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, serial string) {
+		got, ok := NormalizeSerial(serial)
+		if !ok {
+			return
+		}
+		again, ok := NormalizeSerial(got)
+		if !ok || again != got {
+			t.Fatalf("NormalizeSerial(%q) = %q, which normalizes to %q, %v", serial, got, again, ok)
+		}
+	})
+}

@@ -1,7 +1,8 @@
 """Send GET /_ping to a Docker TLS endpoint with Python's ssl module.
 
-Uses strict X.509 verification (VERIFY_X509_STRICT, the default from Python
-3.13 on), so a CA without keyUsage or a certificate without SANs fails.
+Uses strict X.509 verification (VERIFY_X509_STRICT, a default flag from
+Python 3.13 on), which rejects a CA without keyUsage. Host names are matched
+against the SANs only, as Python does since 3.7.
 
 Usage: python3 ping.py CA CERT KEY HOST PORT
 """
