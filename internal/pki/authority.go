@@ -122,7 +122,7 @@ func (a *Authority) create(name string, keyType KeyType, days int, passphrase []
 	if err != nil {
 		return nil, err
 	}
-	now := a.now()
+	now := a.now().UTC().Truncate(time.Second)
 	serial, err := newSerial(nil)
 	if err != nil {
 		return nil, err

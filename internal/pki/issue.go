@@ -274,7 +274,8 @@ func (a *Authority) leafTemplate(spec leafSpec, serial *big.Int, pub crypto.Publ
 	if err != nil {
 		return nil, err
 	}
-	now := a.now()
+	// Certificates store times in whole seconds, and so does the index.
+	now := a.now().UTC().Truncate(time.Second)
 	notAfter := now.AddDate(0, 0, spec.days)
 	if notAfter.After(a.cert.NotAfter) {
 		notAfter = a.cert.NotAfter

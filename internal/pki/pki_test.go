@@ -810,3 +810,18 @@ func TestInvalidInputMarked(t *testing.T) {
 		t.Errorf("valid request: error = %v matches ErrInvalidInput", err)
 	}
 }
+
+func TestRecordTimesMatchCertificate(t *testing.T) {
+	a, dir := newCA(t)
+	rec, err := a.IssueClient(ClientRequest{Name: "alice", KeyType: ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := readCert(t, BundlePaths(dir, KindClient, "alice").Cert)
+	if !rec.NotBefore.Equal(cert.NotBefore) {
+		t.Errorf("record NotBefore = %v, certificate %v", rec.NotBefore, cert.NotBefore)
+	}
+	if !rec.NotAfter.Equal(cert.NotAfter) {
+		t.Errorf("record NotAfter = %v, certificate %v", rec.NotAfter, cert.NotAfter)
+	}
+}
