@@ -630,3 +630,32 @@ func runPKIProcess(dir string, args ...string) result {
 	}
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
+
+// TestPKIKilledIssuers kills `pki issue` processes at random points and
+// checks that the index stays readable and that every record it lists has
+// its certificate on disk.
+func TestPKIKilledIssuers(t *testing.T) {
+	p := initPKI(t)
+	for i := range 30 {
+		cmd := exec.Command(dockmoatBin, "--dir", p.dir, "pki", "issue", "client", fmt.Sprintf("k%d", i), "--key-type", "ecdsa-p256")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%15) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	list := p.list()
+	for _, e := range list {
+		cert := readPEMCert(t, p.path("clients", e.Name, "cert.pem"))
+		if got := fmt.Sprintf("%x", cert.SerialNumber); got != e.Serial {
+			t.Errorf("%s: cert.pem serial %s, index serial %s", e.Name, got, e.Serial)
+		}
+	}
+	t.Logf("%d of 30 killed issuers completed", len(list))
+	p.must("pki", "issue", "client", "after", "--key-type", "ecdsa-p256")
+	if got := len(p.list()); got != len(list)+1 {
+		t.Errorf("index after one more issue has %d records, want %d", got, len(list)+1)
+	}
+}
