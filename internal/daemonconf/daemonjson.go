@@ -47,6 +47,8 @@ func Merge(existing []byte, s Settings) (merged []byte, notes []string, err erro
 		return nil, nil, err
 	}
 
+	// dockerd strips a UTF-8 byte order mark, which Windows editors add.
+	existing = bytes.TrimPrefix(existing, []byte("\xef\xbb\xbf"))
 	doc := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(existing)) > 0 {
 		if err := json.Unmarshal(existing, &doc); err != nil {
