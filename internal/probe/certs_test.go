@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -40,7 +41,7 @@ func newTestCA(tb testing.TB) *testCA {
 	key := mustECKey(tb)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "probe test CA"},
+		Subject:               pkix.Name{CommonName: "probe test CA", SerialNumber: fmt.Sprint(time.Now().UnixNano())},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		IsCA:                  true,
