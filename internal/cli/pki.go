@@ -171,9 +171,8 @@ func writeListTable(w io.Writer, entries []listEntry, now time.Time) error {
 	return tw.Flush()
 }
 
-// openCA opens the CA in the state directory and unlocks its key when
-// --passphrase-file is set. A missing or corrupt CA is a failure whose hint
-// names the fix.
+// openCA opens the CA in the state directory without loading its key. A
+// missing or corrupt CA is a failure whose hint names the fix.
 func openCA(cmd *cobra.Command) (*pki.Authority, error) {
 	dir, err := stateDir(cmd)
 	if err != nil {
@@ -202,7 +201,8 @@ func unlockCA(cmd *cobra.Command, a *pki.Authority) error {
 	return caError(a.Unlock(passphrase))
 }
 
-// caError maps a pki error to an exit code and a hint; nil stays nil.
+// caError maps a pki error to an exit code and a hint. It returns nil for a
+// nil error.
 func caError(err error) error {
 	switch {
 	case err == nil:
@@ -236,7 +236,7 @@ func readPassphrase(cmd *cobra.Command) ([]byte, error) {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
-		return nil, usageError(fmt.Errorf("cannot read --passphrase-file %q: %w", path, err), "pass a readable file that contains the passphrase")
+		return nil, usageError(fmt.Errorf("failed to read --passphrase-file %q: %w", path, err), "pass a readable file that contains the passphrase")
 	}
 	data = []byte(strings.TrimRight(string(data), "\r\n"))
 	if len(data) == 0 {

@@ -93,7 +93,7 @@ func exportHost(cmd *cobra.Command) (string, error) {
 	if host == "" {
 		name, err := os.Hostname()
 		if err != nil {
-			return "", usageError(fmt.Errorf("cannot read this host's name: %w", err), "pass --host tcp://HOST:2376")
+			return "", usageError(fmt.Errorf("failed to read this host's name: %w", err), "pass --host tcp://HOST:2376")
 		}
 		host = "tcp://" + name + ":2376"
 	}
@@ -119,7 +119,7 @@ func exportPassword(cmd *cobra.Command, format bundle.Format) (string, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", usageError(fmt.Errorf("cannot read --password-file %q: %w", path, err), "")
+		return "", usageError(fmt.Errorf("failed to read --password-file %q: %w", path, err), "")
 	}
 	password := strings.TrimRight(string(data), "\r\n")
 	if password == "" {

@@ -276,7 +276,7 @@ func outDirFlag(cmd *cobra.Command) (string, error) {
 		return "", nil
 	}
 	if st, err := os.Stat(out); err == nil && !st.IsDir() {
-		return "", usageError(fmt.Errorf("--out %q is a file, not a folder", out), "pass a folder; it is created when missing")
+		return "", usageError(fmt.Errorf("--out %q is a file, not a folder", out), "pass a folder, which is created when missing")
 	}
 	return filepath.Abs(out)
 }
@@ -288,7 +288,7 @@ func reportIssued(cmd *cobra.Command, a *pki.Authority, rec pki.Record, out stri
 	if out != "" {
 		copied, err := copyBundle(paths, out)
 		if err != nil {
-			return failure(fmt.Errorf("issued serial %s but could not copy it to --out: %w", rec.Serial, err),
+			return failure(fmt.Errorf("issued serial %s but failed to copy it to --out: %w", rec.Serial, err),
 				fmt.Sprintf("the files are in %s", filepath.Dir(paths.Cert)))
 		}
 		files = append(files, copied...)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -350,7 +351,7 @@ func newSerial(idx *indexData) (*big.Int, error) {
 			return serial, nil
 		}
 	}
-	return nil, fmt.Errorf("cannot find an unused serial number")
+	return nil, errors.New("failed to find an unused serial number after 100 random draws")
 }
 
 // writeBundle writes ca.pem, the certificate and the key of kind and name.

@@ -61,7 +61,7 @@ func createTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
 		}
 		return f, err
 	}
-	return nil, fmt.Errorf("cannot create a temporary file in %s", dir)
+	return nil, fmt.Errorf("failed to create a temporary file in %s after 100 attempts", dir)
 }
 
 // syncDir flushes a folder's entries, so a rename into it survives a crash.
