@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-// DefaultSocket is the unix socket dockerd listens on unless told otherwise.
+// DefaultSocket is the unix socket dockerd listens on by default.
 const DefaultSocket = "unix:///var/run/docker.sock"
 
 // Settings are the values written into daemon.json.

@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// DefaultDaemonJSON is where dockerd reads daemon.json unless its command
-// line has --config-file.
+// DefaultDaemonJSON is the path dockerd reads daemon.json from unless its
+// command line has --config-file.
 const DefaultDaemonJSON = "/etc/docker/daemon.json"
 
 // DefaultDockerd is the dockerd path written into the drop-in when no
@@ -36,8 +36,9 @@ func (f Flag) Key() string {
 }
 
 // flagKeys maps dockerd options whose daemon.json key differs from their
-// name, as of dockerd 20.10 to 28: the short forms, and the repeatable
-// options whose key is plural.
+// name: the short forms, and the repeatable options whose key is plural.
+// NOTE: the list follows dockerd's daemon.json reference and may miss
+// options added after dockerd 28; those map to their own name.
 var flagKeys = map[string]string{
 	"H": "hosts", "host": "hosts",
 	"D": "debug", "l": "log-level", "G": "group", "p": "pidfile",
@@ -105,15 +106,15 @@ func ParseFlags(args []string) []Flag {
 	return flags
 }
 
-// Plan is what daemon-config writes for systemd, and why.
+// Plan is the set of systemd drop-ins daemon-config writes, with the reasons.
 type Plan struct {
 	// ServiceDropIn is the docker.service drop-in.
 	ServiceDropIn string
 	// SocketDropIn is the docker.socket drop-in, empty unless docker.socket
 	// listens on TCP.
 	SocketDropIn string
-	// DaemonJSONPath is where dockerd reads daemon.json with the new
-	// command line.
+	// DaemonJSONPath is the path dockerd reads daemon.json from with the
+	// new command line.
 	DaemonJSONPath string
 	// Findings explain each clash the installed units would have caused
 	// with the new daemon.json, and what the drop-ins do about it.
@@ -133,7 +134,7 @@ func PlanUnits(service, socket *Unit, jsonKeys []string) Plan {
 		command = service.ExecStart
 	}
 
-	kept := []string{command[0]}
+	newCommand := []string{command[0]}
 	for _, f := range ParseFlags(command[1:]) {
 		if f.Name == "config-file" {
 			plan.DaemonJSONPath = f.Value
@@ -142,10 +143,10 @@ func PlanUnits(service, socket *Unit, jsonKeys []string) Plan {
 			plan.Findings = append(plan.Findings, explainClash(f))
 			continue
 		}
-		kept = append(kept, f.Words...)
+		newCommand = append(newCommand, f.Words...)
 	}
-	plan.Findings = append(plan.Findings, explainIndirect(service, kept)...)
-	plan.ServiceDropIn = serviceDropIn(kept)
+	plan.Findings = append(plan.Findings, explainIndirect(service, newCommand)...)
+	plan.ServiceDropIn = serviceDropIn(newCommand)
 
 	if socket != nil {
 		dropIn, findings := planSocket(socket)
@@ -172,9 +173,9 @@ func explainClash(f Flag) string {
 
 // explainIndirect warns about environment variables that systemd expands
 // into the command line, because they may hold the same clashing options.
-func explainIndirect(service *Unit, kept []string) []string {
+func explainIndirect(service *Unit, command []string) []string {
 	var findings []string
-	for _, w := range kept[1:] {
+	for _, w := range command[1:] {
 		for _, ref := range envReference.FindAllString(w, -1) {
 			where := "the unit's Environment= settings"
 			if service != nil && len(service.EnvironmentFiles) > 0 {

@@ -29,7 +29,8 @@ var (
 // docker.service.d/ and docker.socket.d/.
 const DropInName = "dockmoat-tls.conf"
 
-// Unit is what daemon-config needs from a systemd unit and its drop-ins.
+// Unit is the subset of a systemd unit and its drop-ins that daemon-config
+// reads.
 type Unit struct {
 	// Files are the unit files read, in order.
 	Files []string
@@ -134,7 +135,7 @@ func (u *Unit) set(section, key, value string) error {
 		if value == "" {
 			u.EnvironmentFiles = nil
 		} else {
-			// A leading "-" tells systemd to ignore a missing file.
+			// With a leading "-", systemd ignores a missing file.
 			u.EnvironmentFiles = append(u.EnvironmentFiles, strings.TrimPrefix(value, "-"))
 		}
 	case "Unit.Requires":

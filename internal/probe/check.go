@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Verdict is what an endpoint accepts.
+// Verdict is the classification of an endpoint by what it accepts.
 type Verdict string
 
 // Verdicts, from worst to best.
@@ -25,14 +25,15 @@ const (
 	// VerdictPlainAPI is the Docker API over plain HTTP: anyone who reaches
 	// the port controls the daemon, which is root on its host.
 	VerdictPlainAPI Verdict = "plain-http-api"
-	// VerdictTLSNoClientAuth is the Docker API over TLS that answers a
+	// VerdictTLSNoClientAuth is the Docker API over TLS that serves a
 	// client without a certificate, as dockerd --tls without --tlsverify
 	// does. It is as open as VerdictPlainAPI.
 	VerdictTLSNoClientAuth Verdict = "tls-without-client-auth"
 	// VerdictMutualTLS means the server rejected a client without a
 	// certificate.
 	VerdictMutualTLS Verdict = "mutual-tls-required"
-	// VerdictNotDocker means the port answered but not as a Docker API.
+	// VerdictNotDocker means the port accepted a connection but did not
+	// respond as a Docker API.
 	VerdictNotDocker Verdict = "not-docker-api"
 	// VerdictClosed means the connection was refused.
 	VerdictClosed Verdict = "closed"
@@ -80,11 +81,11 @@ type Result struct {
 	Reason string      `json:"reason,omitempty"`
 	Docker *DockerInfo `json:"docker,omitempty"`
 	TLS    *TLSInfo    `json:"tls,omitempty"`
-	// HTTP is the status line and Server header of a non-Docker answer.
+	// HTTP is the status line and Server header of a non-Docker response.
 	HTTP string `json:"http,omitempty"`
 }
 
-// DockerInfo is what GET /_ping and GET /version returned.
+// DockerInfo is the daemon description from GET /_ping and GET /version.
 type DockerInfo struct {
 	Version       string `json:"version,omitempty"`
 	APIVersion    string `json:"apiVersion,omitempty"`
@@ -94,7 +95,7 @@ type DockerInfo struct {
 	KernelVersion string `json:"kernelVersion,omitempty"`
 }
 
-// TLSInfo is what the TLS handshake showed.
+// TLSInfo is the outcome of the TLS handshake.
 type TLSInfo struct {
 	// Version and CipherSuite are empty when the handshake did not finish.
 	Version     string `json:"version,omitempty"`
@@ -209,8 +210,8 @@ func classifyDialError(err error) (Verdict, string) {
 	}
 }
 
-// handshakeResult is what one TLS handshake without a client certificate
-// showed.
+// handshakeResult is the outcome of one TLS handshake without a client
+// certificate.
 type handshakeResult struct {
 	conn   *tls.Conn
 	info   *TLSInfo
@@ -460,7 +461,7 @@ func isClosed(err error) bool {
 }
 
 // weakVersions returns the protocol versions before TLS 1.2 that the
-// server completes a ServerHello with. A server that asks for a client
+// server completes a ServerHello with. A server that requests a client
 // certificate rejects the empty one later in the handshake, so a version
 // counts as accepted once the server's certificate has arrived.
 func weakVersions(ctx context.Context, ep Endpoint, opts Options) []string {

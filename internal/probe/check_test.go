@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// fakeDocker answers like the Engine API: /_ping with "OK" and the
+// fakeDocker responds like the Engine API: /_ping with "OK" and the
 // Api-Version header, /version with JSON.
 var fakeDocker = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Api-Version", "1.41")

@@ -15,7 +15,7 @@ import (
 type ClientConfig struct {
 	// Host is the endpoint, such as tcp://docker.example.test:2376.
 	Host string `json:"host"`
-	// Source says where Host came from, such as "DOCKER_HOST".
+	// Source names the setting Host came from, such as "DOCKER_HOST".
 	Source string `json:"source"`
 	// Context is the docker context in use, empty for the environment.
 	Context string `json:"context,omitempty"`
@@ -27,7 +27,7 @@ type ClientConfig struct {
 }
 
 // ClientOptions select the client configuration the way the docker CLI
-// (versions 20.10 to 28) does. Getenv reads the environment; the flags
+// does (checked against docker CLI 28). Getenv reads the environment; the flags
 // override it.
 type ClientOptions struct {
 	Getenv func(string) string
@@ -178,7 +178,7 @@ func contextClient(configDir, name, source string) (ClientConfig, error) {
 	return cfg, nil
 }
 
-// explainHostOverride says which source wins when DOCKER_HOST and a
+// explainHostOverride reports which source wins when DOCKER_HOST and a
 // context are both set.
 func explainHostOverride(env func(string) string, currentContext, configDir string) []Finding {
 	var fs findings

@@ -18,7 +18,7 @@ import (
 // Report is the outcome of Diagnose.
 type Report struct {
 	Client ClientConfig `json:"client"`
-	// Endpoint is what Check found at the client's host, nil for hosts
+	// Endpoint is the Check result for the client's host, nil for hosts
 	// that are not TCP.
 	Endpoint *Result   `json:"endpoint,omitempty"`
 	Findings []Finding `json:"findings"`

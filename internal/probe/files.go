@@ -30,7 +30,7 @@ const (
 // Finding is one observation of doctor, with its cause and fix.
 type Finding struct {
 	Severity Severity `json:"severity"`
-	// Subject is what the finding is about: a file name, an environment
+	// Subject is the topic of the finding: a file name, an environment
 	// variable or "endpoint".
 	Subject string `json:"subject"`
 	Message string `json:"message"`
@@ -38,7 +38,8 @@ type Finding struct {
 	Fix string `json:"fix,omitempty"`
 }
 
-// ExpirySoon is how close to expiry a certificate draws a warning.
+// ExpirySoon is the time before expiry from which a certificate draws a
+// warning.
 const ExpirySoon = 30 * 24 * time.Hour
 
 // ClientFiles are the PEM files a Docker client presents and trusts.
@@ -48,7 +49,8 @@ type ClientFiles struct {
 	Key  string `json:"key"`
 }
 
-// clientMaterial is what the files held, as far as they could be parsed.
+// clientMaterial is the parsed content of the client files, as far as
+// they parse.
 type clientMaterial struct {
 	roots     *x509.CertPool
 	cas       []*x509.Certificate
@@ -338,9 +340,9 @@ func checkKeyType(path, pemType string, key crypto.PrivateKey) []Finding {
 }
 
 // checkClientChain checks that cert.pem chains to a CA in ca.pem. Docker
-// setups almost always use one CA for both sides, but the server may trust
-// another CA for clients, so a mismatch is only a warning here; the
-// handshake shows whether the server accepts it.
+// setups usually use one CA for both sides, but the server may trust
+// another CA for clients. A mismatch is therefore only a warning here, and
+// the handshake shows whether the server accepts the certificate.
 func checkClientChain(files ClientFiles, m *clientMaterial, now time.Time) []Finding {
 	var fs findings
 	inter := x509.NewCertPool()

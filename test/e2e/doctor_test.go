@@ -321,7 +321,7 @@ func (s *doctorSuite) testTLSOnly(t *testing.T) {
 	r := runDoctor(t, env, "doctor")
 	wantDoctor(t, r, 0, "WARNING endpoint:", "accepts TLS clients without a certificate",
 		"anyone who reaches it is root", "--tlsverify")
-	// Anyone may connect: curl -k without a certificate gets an answer.
+	// Anyone may connect: curl -k without a certificate gets a response.
 	dockertest.Require(t, "curl")
 	out, err := exec.Command("curl", "-sk", "https://"+s.tlsOnly.TCPAddr+"/_ping").Output()
 	if err != nil || string(out) != "OK" {
