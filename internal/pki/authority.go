@@ -34,15 +34,16 @@ type Authority struct {
 // InitOptions configures a new CA. Zero values select the defaults.
 type InitOptions struct {
 	// Name is the first part of the CA's subject CN, "dockmoat CA" by
-	// default. A random suffix makes every CA's subject unique, so two CAs
-	// never share a subject name and clients never confuse their chains.
+	// default. A suffix of 64 random bits makes every CA's subject unique,
+	// so clients that trust several dockmoat CAs do not confuse their chains.
 	Name string
 	// KeyType is the CA key type, DefaultCAKeyType by default.
 	KeyType KeyType
 	// Days is the validity in days, DefaultCADays by default.
 	Days int
 	// Passphrase, when not empty, encrypts the CA key (PKCS#8, PBES2 with
-	// AES-256-CBC), and Unlock then needs it before each signing.
+	// AES-256-CBC). An Authority from Open then needs Unlock with it before
+	// it can sign.
 	Passphrase []byte
 	// Force replaces an existing CA. Certificates the old CA issued stop
 	// being accepted by anything that trusts the new one.
@@ -320,9 +321,9 @@ func (a *Authority) checkUsable(now time.Time) error {
 	return nil
 }
 
-// pendingDir and stagingDir hold Init's files. stagingDir is written first;
-// renaming it to pendingDir commits the new CA, and recoverPending then
-// moves the files into place, also after a crash.
+// pendingDir and stagingDir hold Init's files. stagingDir is written first.
+// Renaming it to pendingDir commits the new CA, and recoverPending then moves
+// the files into place, also after a crash.
 const (
 	stagingDir = ".init-staging"
 	pendingDir = ".init-pending"
@@ -369,7 +370,7 @@ func recoverPending(dir string) error {
 	}
 	for _, e := range entries {
 		if err := os.Rename(filepath.Join(pending, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("finish CA creation: %w", err)
+			return fmt.Errorf("failed to finish CA creation: %w", err)
 		}
 	}
 	if err := syncDir(dir); err != nil {

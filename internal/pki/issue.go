@@ -335,10 +335,10 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 }
 
 // newSerial returns a random 128-bit serial number that idx does not
-// contain yet. The top bit is cleared so the DER integer stays positive in
-// 16 bytes, and zero is skipped.
+// contain yet. Its DER form takes at most 17 bytes, within the 20 that RFC
+// 5280 section 4.1.2.2 allows, and zero is skipped.
 func newSerial(idx *indexData) (*big.Int, error) {
-	limit := new(big.Int).Lsh(big.NewInt(1), 127)
+	limit := new(big.Int).Lsh(big.NewInt(1), 128)
 	for range 100 {
 		serial, err := rand.Int(rand.Reader, limit)
 		if err != nil {

@@ -98,8 +98,8 @@ func TestInitCAProfile(t *testing.T) {
 	if got := keyTypeOf(ca.PublicKey); got != DefaultCAKeyType {
 		t.Errorf("CA key type = %q, want %q", got, DefaultCAKeyType)
 	}
-	if ca.SerialNumber.BitLen() > 127 || ca.SerialNumber.Sign() <= 0 {
-		t.Errorf("serial %x has %d bits, want 1 to 127", ca.SerialNumber, ca.SerialNumber.BitLen())
+	if ca.SerialNumber.BitLen() > 128 || ca.SerialNumber.Sign() <= 0 {
+		t.Errorf("serial %x has %d bits, want 1 to 128", ca.SerialNumber, ca.SerialNumber.BitLen())
 	}
 	if d := time.Since(ca.NotBefore); d < 4*time.Minute || d > 6*time.Minute {
 		t.Errorf("NotBefore is %v in the past, want about 5 minutes", d)
