@@ -191,7 +191,7 @@ var explainRules = []explainRule{
 		id: "unknown-authority",
 		patterns: rx(`certificate signed by unknown authority`, `PKIX path building failed`,
 			`unable to find valid certification path`, `unable to get local issuer certificate`,
-			`self[- ]signed certificate`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `SELF_SIGNED_CERT_IN_CHAIN`,
+			`self[- ]signed certificate`, `unable to verify the first certificate`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `SELF_SIGNED_CERT_IN_CHAIN`,
 			`DEPTH_ZERO_SELF_SIGNED_CERT`, `UNABLE_TO_GET_ISSUER_CERT`, `unknown ca`, `unknown_ca`),
 		summary: "The certificate's issuer is not in the verifier's trust store.",
 		causes: []string{

@@ -58,6 +58,7 @@ func TestDoctor(t *testing.T) {
 	t.Run("C02 no client certificate", s.testNoClientCert)
 	t.Run("C04 DOCKER_HOST beats context", s.testHostBeatsContext)
 	t.Run("C04 context with TLS files", s.testContext)
+	t.Run("Java Python Node messages explained", s.testClientMessages)
 	t.Run("closed port", s.testClosedPort)
 	t.Run("unix socket is not probed", s.testUnixSocket)
 }
@@ -415,6 +416,118 @@ func (s *doctorSuite) testClosedPort(t *testing.T) {
 func (s *doctorSuite) testUnixSocket(t *testing.T) {
 	r := runDoctor(t, []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, "doctor")
 	wantDoctor(t, r, 0, "is not a TCP endpoint")
+}
+
+// Small TLS clients in Java, Python and Node that print the error their
+// runtime raises, so the messages fed to doctor --explain are real ones.
+const (
+	javaClient = `import java.net.URL;
+import javax.net.ssl.HttpsURLConnection;
+
+public class TlsClient {
+    public static void main(String[] args) {
+        try {
+            HttpsURLConnection c = (HttpsURLConnection) new URL(args[0]).openConnection();
+            c.getResponseCode();
+        } catch (Exception e) {
+            System.err.println(e);
+            System.exit(1);
+        }
+    }
+}
+`
+	pythonClient = `import socket, ssl, sys
+host, port, cafile, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+if mode == "strict":
+    # Python 3.13 sets this flag by default.
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+try:
+    with socket.create_connection((host, port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host):
+            pass
+except Exception as e:
+    print(repr(e), file=sys.stderr)
+    sys.exit(1)
+`
+	nodeClient = `const https = require('https');
+const fs = require('fs');
+const [url, ca] = process.argv.slice(2);
+const options = ca ? { ca: fs.readFileSync(ca) } : {};
+https.get(url, options, () => process.exit(0)).on('error', (e) => {
+  console.error(e.code + ': ' + e.message);
+  process.exit(1);
+});
+`
+)
+
+// testClientMessages makes each runtime fail against the daemons and
+// checks that doctor --explain maps its message to the right cause.
+func (s *doctorSuite) testClientMessages(t *testing.T) {
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "TlsClient.java"), javaClient)
+	writeTestFile(t, filepath.Join(dir, "client.py"), pythonClient)
+	writeTestFile(t, filepath.Join(dir, "client.js"), nodeClient)
+	_, mutualPort, _ := net.SplitHostPort(s.mutual.TCPAddr)
+	_, classicPort, _ := net.SplitHostPort(s.classic.TCPAddr)
+	ca := filepath.Join(s.good, "ca.pem")
+	trustStore := filepath.Join(dir, "trust.p12")
+
+	tests := []struct {
+		name    string
+		program string
+		args    []string
+		want    string
+	}{
+		{"java default trust store", "java", []string{filepath.Join(dir, "TlsClient.java"),
+			"https://" + s.mutual.TCPAddr + "/_ping"}, "unknown-authority"},
+		{"java name not in SANs", "java", []string{"-Djavax.net.ssl.trustStore=" + trustStore,
+			"-Djavax.net.ssl.trustStorePassword=changeit", filepath.Join(dir, "TlsClient.java"),
+			"https://localhost:" + mutualPort + "/_ping"}, "hostname-mismatch"},
+		{"python name not in SANs", "python3", []string{filepath.Join(dir, "client.py"),
+			"localhost", mutualPort, ca, "default"}, "hostname-mismatch"},
+		{"python strict CA without keyUsage", "python3", []string{filepath.Join(dir, "client.py"),
+			"localhost", classicPort, filepath.Join(s.classicClient, "ca.pem"), "strict"}, "ca-key-usage"},
+		{"node unknown CA", "node", []string{filepath.Join(dir, "client.js"),
+			"https://" + s.mutual.TCPAddr + "/_ping"}, "unknown-authority"},
+		{"node name not in SANs", "node", []string{filepath.Join(dir, "client.js"),
+			"https://localhost:" + mutualPort + "/_ping", ca}, "hostname-mismatch"},
+	}
+	if _, err := exec.LookPath("keytool"); err == nil {
+		runTrustStoreImport(t, ca, trustStore)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.program == "java" {
+				dockertest.Require(t, "java", "keytool")
+			} else if _, err := exec.LookPath(tt.program); err != nil {
+				t.Skipf("%s not on PATH: %v", tt.program, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, tt.program, tt.args...)
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err == nil {
+				t.Fatalf("%s connected, want it to fail", tt.program)
+			}
+			message := strings.TrimSpace(stderr.String())
+			t.Logf("%s printed: %s", tt.program, message)
+			r := runDockmoat(t, "", "doctor", "--explain", message)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, tt.want+" (matched") {
+				t.Errorf("explain of %s's message %q:\n%s\nwant %s first", tt.program, message, r.stdout, tt.want)
+			}
+		})
+	}
+}
+
+func runTrustStoreImport(t *testing.T, ca, store string) {
+	t.Helper()
+	out, err := exec.Command("keytool", "-importcert", "-noprompt", "-alias", "dockmoat-ca", "-file", ca,
+		"-keystore", store, "-storetype", "PKCS12", "-storepass", "changeit").CombinedOutput()
+	if err != nil {
+		t.Fatalf("keytool -importcert: %v\n%s", err, out)
+	}
 }
 
 // signExpired returns a client certificate and key, signed by the CA in
