@@ -146,8 +146,13 @@ func (o Options) now() time.Time {
 // userAgent is sent with every request, so a daemon's log shows who asked.
 const userAgent = "dockmoat-check"
 
-// maxBody bounds how much of a response Check reads.
-const maxBody = 64 << 10
+// maxBody bounds how much of a response body Check reads, and
+// maxResponse the whole response with its headers, so a hostile server
+// cannot make Check buffer without limit.
+const (
+	maxBody     = 64 << 10
+	maxResponse = 256 << 10
+)
 
 // Check classifies one endpoint. It opens a few TCP connections and sends
 // nothing but TLS handshakes, GET /_ping and GET /version, so it changes
@@ -403,7 +408,7 @@ func get(conn net.Conn, host, path string) (*http.Response, []byte, error) {
 	if _, err := io.WriteString(conn, req); err != nil {
 		return nil, nil, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(io.LimitReader(conn, maxResponse)), nil)
 	if err != nil {
 		return nil, nil, err
 	}

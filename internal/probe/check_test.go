@@ -103,6 +103,19 @@ func TestCheckVerdicts(t *testing.T) {
 			tc.Close()
 		}
 	})
+	// endlessHeader sends a header line that never ends.
+	endlessHeader := startRaw(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Filler: ")
+		chunk := make([]byte, 32<<10)
+		for i := range chunk {
+			chunk[i] = 'a'
+		}
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
 	banner := startRaw(t, func(c net.Conn) {
 		io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n")
 		time.Sleep(100 * time.Millisecond)
@@ -135,6 +148,7 @@ func TestCheckVerdicts(t *testing.T) {
 			Certificates: []tls.Certificate{serverCert},
 		}), VerdictNotDocker, false},
 		{"ssh banner", banner, VerdictNotDocker, false},
+		{"endless header", endlessHeader, VerdictNotDocker, false},
 		{"closed port", closedAddr, VerdictClosed, false},
 	}
 	for _, tt := range tests {
