@@ -113,7 +113,14 @@ func endpointFindings(res Result, cfg ClientConfig, m *clientMaterial) []Finding
 	daemonConfig := "configure dockerd for mutual TLS: dockmoat daemon-config --listen tcp://0.0.0.0:2376"
 	switch res.Verdict {
 	case VerdictClosed, VerdictFiltered, VerdictError:
-		fs.errorf("endpoint", "check DOCKER_HOST, and that dockerd listens there: dockmoat check "+addr,
+		fix := "check DOCKER_HOST, and that dockerd listens there: dockmoat check " + addr
+		if res.Port == 2375 {
+			// docker:dind 19.03 and later serves TLS on 2376 and writes the
+			// client bundle to /certs/client.
+			fix += fmt.Sprintf("; for docker:dind use TLS on 2376: export DOCKER_HOST=tcp://%s "+
+				"DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/certs/client", net.JoinHostPort(res.Host, "2376"))
+		}
+		fs.errorf("endpoint", fix,
 			"cannot connect to %s: %s; clients print \"Cannot connect to the Docker daemon at %s\"",
 			addr, res.Reason, cfg.Host)
 	case VerdictNotDocker:

@@ -186,6 +186,23 @@ func TestDiagnoseProtocolMismatch(t *testing.T) {
 	}
 }
 
+func TestDiagnoseClosedDindPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:2375")
+	if err != nil {
+		t.Skipf("port 2375 on 127.0.0.1 is not free: %v", err)
+	}
+	l.Close()
+	cfg := ClientConfig{Host: "tcp://127.0.0.1:2375", Source: "DOCKER_HOST"}
+	rep := Diagnose(context.Background(), cfg, nil, Options{})
+	if !rep.ClientFails {
+		t.Errorf("client fails = false, want true for a closed port")
+	}
+	want := "DOCKER_HOST=tcp://127.0.0.1:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/certs/client"
+	if !slices.ContainsFunc(rep.Findings, func(f Finding) bool { return strings.Contains(f.Fix, want) }) {
+		t.Errorf("findings = %+v\nwant a fix containing %q", rep.Findings, want)
+	}
+}
+
 func TestDiagnoseServerCertificate(t *testing.T) {
 	ca := newTestCA(t)
 	dir := ca.bundle(t, leafSpec{cn: "client", rsaKey: true})
