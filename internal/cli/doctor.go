@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -115,7 +116,7 @@ func printReport(w io.Writer, rep probe.Report) {
 
 func runExplain(w io.Writer, o doctorOptions) error {
 	if strings.TrimSpace(o.explain) == "" {
-		return usageError(fmt.Errorf("--explain needs a message"), "pass the error text in quotes: --explain 'MESSAGE'")
+		return usageError(errors.New("empty --explain message"), "pass the error text in quotes: --explain 'MESSAGE'")
 	}
 	exps := probe.Explain(o.explain)
 	if o.asJSON {
