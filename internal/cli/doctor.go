@@ -33,7 +33,8 @@ GET /_ping, and the host the client dials against the server certificate's
 names. Each finding comes with its cause and fix.
 
 doctor --explain MESSAGE maps an error message from the docker CLI, Java,
-Python, Node or dockerd's log to its causes and the checks to run.
+Python, Node or dockerd's log to its causes and the checks to run. With
+--explain - it reads the message, such as a whole stack trace, from stdin.
 
 Exit status: 0 when the client would connect, 1 when it would fail (or no
 known message matched --explain), 2 on invalid flags or configuration.`,
@@ -43,7 +44,7 @@ known message matched --explain), 2 on invalid flags or configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("explain") {
-				return runExplain(cmd.OutOrStdout(), o)
+				return runExplain(cmd.InOrStdin(), cmd.OutOrStdout(), o)
 			}
 			return runDoctor(cmd, o)
 		},
@@ -52,7 +53,7 @@ known message matched --explain), 2 on invalid flags or configuration.`,
 	f.StringVar(&o.host, "host", "", "Docker host to check, as DOCKER_HOST (overrides the environment and contexts)")
 	f.StringVar(&o.certPath, "cert-path", "", "folder with ca.pem, cert.pem and key.pem; turns TLS verification on")
 	f.StringVar(&o.context, "context", "", "docker context to check, as docker --context")
-	f.StringVar(&o.explain, "explain", "", "error message to explain instead of checking a client")
+	f.StringVar(&o.explain, "explain", "", "error message to explain instead of checking a client, '-' for stdin")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "time limit for each connection")
 	root.AddCommand(cmd)
@@ -114,7 +115,17 @@ func printReport(w io.Writer, rep probe.Report) {
 	}
 }
 
-func runExplain(w io.Writer, o doctorOptions) error {
+// maxExplainStdin bounds how much of stdin --explain - reads.
+const maxExplainStdin = 1 << 20
+
+func runExplain(stdin io.Reader, w io.Writer, o doctorOptions) error {
+	if o.explain == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxExplainStdin))
+		if err != nil {
+			return fmt.Errorf("read the message from stdin: %w", err)
+		}
+		o.explain = string(data)
+	}
 	if strings.TrimSpace(o.explain) == "" {
 		return usageError(errors.New("empty --explain message"), "pass the error text in quotes: --explain 'MESSAGE'")
 	}

@@ -407,6 +407,24 @@ func (s *doctorSuite) testContext(t *testing.T) {
 	}
 }
 
+func TestDoctorExplainStdin(t *testing.T) {
+	trace := "Exception in thread \"main\" javax.net.ssl.SSLHandshakeException: PKIX path building failed\n" +
+		"\tat java.base/sun.security.ssl.Alert.createSSLException(Alert.java:131)\n" +
+		"Caused by: sun.security.provider.certpath.SunCertPathBuilderException: unable to find valid certification path\n"
+	r := runDockmoat(t, trace, "doctor", "--explain", "-")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "unknown-authority (matched") {
+		t.Errorf("explain of a stack trace on stdin: exit %d, stdout %q; want unknown-authority", r.code, r.stdout)
+	}
+	r = runDockmoat(t, "all good\n", "doctor", "--explain", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, "no known cause matches") {
+		t.Errorf("explain of an unknown message: exit %d, stderr %q; want 1 and no known cause", r.code, r.stderr)
+	}
+	r = runDockmoat(t, "", "doctor", "--explain", "")
+	if r.code != 2 {
+		t.Errorf("explain of an empty message: exit %d, want 2", r.code)
+	}
+}
+
 func (s *doctorSuite) testClosedPort(t *testing.T) {
 	addr := freeLoopbackPort(t)
 	r := runDoctor(t, tlsEnv(addr, s.good), "doctor")
