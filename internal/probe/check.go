@@ -26,7 +26,7 @@ const (
 	// the port controls the daemon, which is root on its host.
 	VerdictPlainAPI Verdict = "plain-http-api"
 	// VerdictTLSNoClientAuth is the Docker API over TLS that serves a
-	// client without a certificate, as dockerd --tls without --tlsverify
+	// client without a certificate, as dockerd with --tlsverify=false
 	// does. It is as open as VerdictPlainAPI.
 	VerdictTLSNoClientAuth Verdict = "tls-without-client-auth"
 	// VerdictMutualTLS means the server rejected a client without a

@@ -135,7 +135,7 @@ func endpointFindings(res Result, cfg ClientConfig, m *clientMaterial) []Finding
 		fs.warnf("endpoint", daemonConfig, "%s serves the Docker API over plain HTTP: anyone who reaches it is root on the host", addr)
 	case VerdictTLSNoClientAuth:
 		fs.warnf("endpoint", "start dockerd with --tlsverify (\"tlsverify\": true in daemon.json), or "+daemonConfig,
-			"%s accepts TLS clients without a certificate, as dockerd --tls without --tlsverify does: "+
+			"%s accepts TLS clients without a certificate, as dockerd with --tlsverify=false does: "+
 				"anyone who reaches it is root on the host", addr)
 	case VerdictMutualTLS:
 		fs.okf("endpoint", "%s requires a client certificate (%s)", addr, res.Reason)

@@ -13,7 +13,8 @@ import (
 )
 
 // checkSuite holds the private dockerds that TestCheck probes: one on plain
-// TCP, one with --tls only and one with --tlsverify, all on 127.0.0.1.
+// TCP, one with --tlsverify=false and one with --tlsverify, all on
+// 127.0.0.1.
 type checkSuite struct {
 	plain, tlsOnly, mutual *dockertest.Daemon
 	stateDir               string
@@ -23,7 +24,7 @@ type checkSuite struct {
 func TestCheck(t *testing.T) {
 	s := newCheckSuite(t)
 	t.Run("plain TCP is exposed", s.testPlain)
-	t.Run("tls without tlsverify is exposed", s.testTLSOnly)
+	t.Run("tlsverify false is exposed", s.testTLSOnly)
 	t.Run("tlsverify is protected", s.testMutual)
 	t.Run("closed port", s.testClosed)
 	t.Run("exit code of several targets", s.testSeveralTargets)
