@@ -159,7 +159,6 @@ const (
 // nothing on the target.
 func Check(ctx context.Context, ep Endpoint, opts Options) Result {
 	r := Result{Endpoint: ep, Address: ep.Address()}
-	defer func() { r.Exposed = r.Verdict.Exposed() }()
 
 	conn, err := dial(ctx, r.Address, opts)
 	if err != nil {
@@ -173,8 +172,8 @@ func Check(ctx context.Context, ep Endpoint, opts Options) Result {
 	case hs.notTLS:
 		checkPlain(ctx, &r, opts)
 	case hs.info.Version == "" && !hs.info.ClientCertRequested:
-		// The server closed or failed before saying anything TLS. It may
-		// be plain HTTP that drops malformed requests.
+		// The server closed or failed before sending a TLS record. It may
+		// be a plain HTTP server that drops malformed requests.
 		checkPlain(ctx, &r, opts)
 		if r.Verdict == VerdictNotDocker && hs.err != nil {
 			r.Reason = fmt.Sprintf("neither TLS (%v) nor HTTP (%s)", hs.err, r.Reason)
@@ -360,18 +359,10 @@ func checkTLS(ctx context.Context, r *Result, hs handshakeResult, opts Options) 
 		r.Reason += ", although the server requested a certificate"
 	}
 	r.Docker = dockerInfo(resp)
-	if c, err := tlsRedial(ctx, *r, opts); err == nil {
-		defer c.Close()
-		readVersion(c, r)
+	if again := handshake(ctx, r.Endpoint, opts, 0); again.conn != nil {
+		defer again.conn.Close()
+		readVersion(again.conn, r)
 	}
-}
-
-func tlsRedial(ctx context.Context, r Result, opts Options) (net.Conn, error) {
-	hs := handshake(ctx, r.Endpoint, opts, 0)
-	if hs.conn == nil {
-		return nil, hs.err
-	}
-	return hs.conn, nil
 }
 
 func checkPlain(ctx context.Context, r *Result, opts Options) {
