@@ -37,8 +37,9 @@ type Options struct {
 	// TLSCACert, TLSCert and TLSKey are PEM file paths for the TCP listener.
 	TLSCACert, TLSCert, TLSKey string
 	// TLSVerify requires client certificates (--tlsverify). Without it and
-	// with TLSCert set the daemon runs with --tls only, which encrypts but
-	// accepts any client.
+	// with TLSCert set the daemon runs with --tls, which dockerd 20.10.24
+	// still treats as --tlsverify when a CA is given; pass
+	// "--tlsverify=false" in ExtraArgs for a daemon that accepts any client.
 	TLSVerify bool
 	// ConfigFile is passed as --config-file, for tests of daemon.json.
 	ConfigFile string
