@@ -516,10 +516,9 @@ func (s *doctorSuite) testClientMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			dockertest.Require(t, tt.program)
 			if tt.program == "java" {
-				dockertest.Require(t, "java", "keytool")
-			} else if _, err := exec.LookPath(tt.program); err != nil {
-				t.Skipf("%s not on PATH: %v", tt.program, err)
+				dockertest.Require(t, "keytool")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
