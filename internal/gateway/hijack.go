@@ -115,10 +115,8 @@ func isRawStream(resp *http.Response) bool {
 
 func (s *Server) relayResponse(w http.ResponseWriter, ex *exchange, resp *http.Response) {
 	defer resp.Body.Close()
-	copyHeader(w.Header(), resp.Header)
-	w.WriteHeader(resp.StatusCode)
+	n, err := relay(w, resp)
 	ex.status = resp.StatusCode
-	n, err := copyResponse(w, resp.Body, resp.ContentLength < 0)
 	ex.bytesOut = n
 	if err != nil {
 		ex.err = err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -44,6 +45,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex := &exchange{start: time.Now(), id: s.nextRequestID(), conn: conn}
+	if s.logger.Enabled(r.Context(), slog.LevelDebug) {
+		s.logger.Debug("request", "request_id", ex.id, "client", conn.id.Name,
+			"method", r.Method, "path", r.URL.Path)
+	}
 	ex.decision = s.cfg.Authorizer.Authorize(conn.id, r)
 	switch {
 	case !ex.decision.Allow:
@@ -101,14 +106,28 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	}
 	defer resp.Body.Close()
 
-	copyHeader(w.Header(), resp.Header)
-	w.WriteHeader(resp.StatusCode)
+	n, err := relay(w, resp)
 	ex.status = resp.StatusCode
-	n, err := copyResponse(w, resp.Body, resp.ContentLength < 0)
 	ex.bytesOut = n
 	if err != nil && !errors.Is(err, context.Canceled) {
 		ex.err = err
 	}
+}
+
+// relay sends resp's status, header and body to w. The header of a body of
+// unknown length is flushed at once: the docker CLI 28 sends POST
+// /containers/{id}/wait before starting a container and waits for that
+// response header, which dockerd sends long before any body byte.
+func relay(w http.ResponseWriter, resp *http.Response) (int64, error) {
+	copyHeader(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	streaming := resp.ContentLength < 0
+	if streaming {
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return copyResponse(w, resp.Body, streaming)
 }
 
 func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
