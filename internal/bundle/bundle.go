@@ -79,6 +79,15 @@ func Load(dir, name string) (Files, error) {
 	return f, nil
 }
 
+// Certificate parses the client certificate of f.
+func (f Files) Certificate() (*x509.Certificate, error) {
+	cert, err := parseCert(f.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("cert.pem: %w", err)
+	}
+	return cert, nil
+}
+
 // parseCert parses data that must hold exactly one CERTIFICATE block.
 func parseCert(data []byte) (*x509.Certificate, error) {
 	block, rest := pem.Decode(data)
@@ -148,14 +157,14 @@ type contextEndpoint struct {
 }
 
 // ContextArchive returns a tar archive that `docker context import NAME
-// FILE` accepts: meta.json with the docker endpoint host, and the TLS files
-// under tls/docker/.
+// FILE` accepts: meta.json with the docker endpoint host and the context
+// name ContextName(name), and the TLS files under tls/docker/.
 func ContextArchive(f Files, name, host string) ([]byte, error) {
 	if _, _, err := ParseHost(host); err != nil {
 		return nil, err
 	}
 	meta, err := json.Marshal(contextMeta{
-		Name:     name,
+		Name:     ContextName(name),
 		Metadata: contextMetadata{Description: "dockmoat client " + name},
 		Endpoints: map[string]contextEndpoint{
 			"docker": {Host: host},

@@ -212,3 +212,22 @@ func TestWriteUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestContextName(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"alice", "alice"},
+		{"ci-runner.build_1", "ci-runner.build_1"},
+		{"alice@example.test", "alice_example.test"},
+		{"a", "dockmoat-a"},
+		{"7", "dockmoat-7"},
+	}
+	for _, tt := range tests {
+		got := ContextName(tt.name)
+		if got != tt.want {
+			t.Errorf("ContextName(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+		if !contextNamePattern.MatchString(got) {
+			t.Errorf("ContextName(%q) = %q, which docker rejects", tt.name, got)
+		}
+	}
+}

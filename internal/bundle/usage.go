@@ -5,12 +5,32 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
+// contextNamePattern is the form the docker CLI (20.10 to 28) accepts for
+// context names in `docker context create` and `docker context import`.
+var contextNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$`)
+
+// ContextName returns a docker context name for client name. Client names
+// may contain '@' or be one character long, which docker rejects, so '@'
+// becomes '_' and a name still rejected gets the prefix "dockmoat-".
+func ContextName(name string) string {
+	if contextNamePattern.MatchString(name) {
+		return name
+	}
+	name = strings.ReplaceAll(name, "@", "_")
+	if contextNamePattern.MatchString(name) {
+		return name
+	}
+	return "dockmoat-" + name
+}
+
 // Usage describes an exported bundle for WriteUsage.
 type Usage struct {
-	// Name is the client name, also used as the docker context name.
+	// Name is the client name. ContextName derives the docker context
+	// name from it.
 	Name string
 	// Host is the Docker endpoint, tcp://HOST:PORT.
 	Host string
@@ -33,14 +53,15 @@ func WriteUsage(w io.Writer, u Usage) error {
 	ca := filepath.Join(u.CertPath, "ca.pem")
 	cert := filepath.Join(u.CertPath, "cert.pem")
 	key := filepath.Join(u.CertPath, "key.pem")
+	context := ContextName(u.Name)
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 
 	switch u.Format {
 	case FormatContext:
 		p("Import the context and use it:")
-		p("  docker context import %s %s", shellQuote(u.Name), shellQuote(u.File))
-		p("  docker --context %s version", shellQuote(u.Name))
+		p("  docker context import %s %s", shellQuote(context), shellQuote(u.File))
+		p("  docker --context %s version", shellQuote(context))
 		p("")
 	case FormatEnv:
 		if u.File != "" {
@@ -63,7 +84,7 @@ func WriteUsage(w io.Writer, u Usage) error {
 	p("  docker --tlsverify --tlscacert=%s --tlscert=%s --tlskey=%s -H=%s version",
 		shellQuote(ca), shellQuote(cert), shellQuote(key), shellQuote(u.Host))
 	p("docker context:")
-	p("  docker context create %s --docker %s", shellQuote(u.Name),
+	p("  docker context create %s --docker %s", shellQuote(context),
 		shellQuote(fmt.Sprintf("host=%s,ca=%s,cert=%s,key=%s", u.Host, ca, cert, key)))
 	p("Environment:")
 	p("  export DOCKER_HOST=%s DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=%s", shellQuote(u.Host), shellQuote(u.CertPath))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -290,4 +291,71 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// outsideStateDir returns out with symlinks resolved, and rejects it when
+// it is the state directory or a path inside it, where a written export, CRL
+// or bundle copy could replace ca-key.pem, ca.pem, the index or another
+// certificate's files. Callers write to the returned path, so the check and
+// the write see the same folder. An empty out stays empty.
+func outsideStateDir(stateDir, out string) (string, error) {
+	if out == "" {
+		return "", nil
+	}
+	resolved, err := resolvePath(out)
+	if err != nil {
+		return "", usageError(fmt.Errorf("invalid --out %q: %w", out, err), "")
+	}
+	state, err := resolvePath(stateDir)
+	if err != nil {
+		return "", failure(fmt.Errorf("failed to resolve the state directory %s: %w", stateDir, err), "")
+	}
+	rel, err := filepath.Rel(state, resolved)
+	inside := err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	if inside {
+		return "", usageError(
+			fmt.Errorf("--out %q is inside the state directory %s, where it could replace the CA or issued certificates", out, stateDir),
+			"pass a folder or file outside the state directory")
+	}
+	return resolved, nil
+}
+
+// resolvePath returns path as an absolute path without symlinks or "..".
+// Existing components are resolved as the kernel resolves them, one by one,
+// so "link/.." means the parent of the link's target. Components from the
+// first missing one on are appended as they are.
+func resolvePath(path string) (string, error) {
+	cur := string(filepath.Separator)
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		if cur, err = filepath.EvalSymlinks(wd); err != nil {
+			return "", err
+		}
+	}
+	parts := strings.Split(path, string(filepath.Separator))
+	for i, part := range parts {
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, part)
+		if _, err := os.Lstat(next); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return "", err
+			}
+			return filepath.Join(append([]string{cur}, parts[i:]...)...), nil
+		}
+		resolved, err := filepath.EvalSymlinks(next)
+		if err != nil {
+			return "", err
+		}
+		cur = resolved
+	}
+	return cur, nil
 }

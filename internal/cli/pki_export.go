@@ -58,19 +58,26 @@ func runPKIExport(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkExportable(a, name); err != nil {
+	rec, err := checkExportable(a, name)
+	if err != nil {
+		return err
+	}
+	out, err := exportOut(cmd, a, name, format)
+	if err != nil {
 		return err
 	}
 	files, err := bundle.Load(a.Dir(), name)
 	if err != nil {
 		return failure(err, fmt.Sprintf("reissue it with 'dockmoat pki renew %s'", name))
 	}
+	if err := checkBundleSerial(files, rec); err != nil {
+		return err
+	}
 
 	certPath, _ := cmd.Flags().GetString("cert-path")
 	if certPath == "" {
 		certPath = pki.ClientDir(a.Dir(), name)
 	}
-	out, _ := cmd.Flags().GetString("out")
 	usage := bundle.Usage{Name: name, Host: host, CertPath: certPath, Format: format}
 	if usage.File, err = writeExport(cmd, files, format, usage, out, password); err != nil {
 		return err
@@ -128,36 +135,69 @@ func exportPassword(cmd *cobra.Command, format bundle.Format) (string, error) {
 	return password, nil
 }
 
-// checkExportable rejects names that have no valid client certificate.
-func checkExportable(a *pki.Authority, name string) error {
+// checkExportable returns the current record of name and rejects names
+// that have no valid client certificate.
+func checkExportable(a *pki.Authority, name string) (pki.Record, error) {
 	rec, ok, err := a.Find(name)
 	if err != nil {
-		return failure(err, "")
+		return pki.Record{}, failure(err, "")
 	}
 	if !ok || rec.Kind != pki.KindClient {
-		return failure(fmt.Errorf("no client certificate named %q", name),
+		return pki.Record{}, failure(fmt.Errorf("no client certificate named %q", name),
 			fmt.Sprintf("issue one with 'dockmoat pki issue client %s', or see 'dockmoat pki list'", name))
 	}
 	if rec.Status != pki.StatusValid {
-		return failure(fmt.Errorf("client certificate %q (serial %s) is %s", name, rec.Serial, rec.Status),
+		return pki.Record{}, failure(fmt.Errorf("client certificate %q (serial %s) is %s", name, rec.Serial, rec.Status),
 			fmt.Sprintf("issue a new one with 'dockmoat pki issue client %s' or 'dockmoat pki renew %s'", name, name))
+	}
+	return rec, nil
+}
+
+// checkBundleSerial rejects a bundle whose certificate is not the one the
+// index lists for rec. Issuance writes the bundle before the index, so a
+// renewal killed in between leaves a new certificate on disk under an old
+// record. Revoking the name would not revoke that certificate, so it must
+// not be handed out.
+func checkBundleSerial(files bundle.Files, rec pki.Record) error {
+	cert, err := files.Certificate()
+	if err != nil {
+		return failure(err, "")
+	}
+	if got := fmt.Sprintf("%x", cert.SerialNumber); got != rec.Serial {
+		return failure(
+			fmt.Errorf("cert.pem of client %q has serial %s, but the index lists serial %s: an issuance or renewal was interrupted", rec.Name, got, rec.Serial),
+			fmt.Sprintf("issue a fresh bundle with 'dockmoat pki renew %s'", rec.Name))
 	}
 	return nil
 }
 
-// writeExport writes the export and returns the path it wrote, or "" for
-// an env export to stdout.
+// exportOut returns the path an export writes to: --out, else the default
+// of format in the current folder, with symlinks resolved. It returns "" for
+// an env export to stdout and rejects paths inside the state directory.
+func exportOut(cmd *cobra.Command, a *pki.Authority, name string, format bundle.Format) (string, error) {
+	out, _ := cmd.Flags().GetString("out")
+	if out == "" {
+		switch format {
+		case bundle.FormatDir:
+			out = name
+		case bundle.FormatContext:
+			out = name + ".dockercontext"
+		case bundle.FormatP12:
+			out = name + ".p12"
+		case bundle.FormatEnv:
+			return "", nil
+		}
+	}
+	return outsideStateDir(a.Dir(), out)
+}
+
+// writeExport writes the export to out, which exportOut returned, and
+// returns the path it wrote, or "" for an env export to stdout.
 func writeExport(cmd *cobra.Command, files bundle.Files, format bundle.Format, usage bundle.Usage, out, password string) (string, error) {
 	var data []byte
 	var err error
 	switch format {
 	case bundle.FormatDir:
-		if out == "" {
-			out = usage.Name
-		}
-		if out, err = filepath.Abs(out); err != nil {
-			return "", failure(err, "")
-		}
 		if err := bundle.WriteDir(files, out); err != nil {
 			return "", failure(err, "")
 		}
@@ -166,14 +206,8 @@ func writeExport(cmd *cobra.Command, files bundle.Files, format bundle.Format, u
 		return out, nil
 	case bundle.FormatContext:
 		data, err = bundle.ContextArchive(files, usage.Name, usage.Host)
-		if out == "" {
-			out = usage.Name + ".dockercontext"
-		}
 	case bundle.FormatP12:
 		data, err = bundle.PKCS12(files, password)
-		if out == "" {
-			out = usage.Name + ".p12"
-		}
 	case bundle.FormatEnv:
 		var env string
 		env, err = bundle.Env(usage.Host, usage.CertPath)

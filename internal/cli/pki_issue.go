@@ -85,6 +85,9 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if out, err = outsideStateDir(a.Dir(), out); err != nil {
+		return err
+	}
 	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
@@ -145,6 +148,9 @@ func runPKIIssueClient(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	if out, err = outsideStateDir(a.Dir(), out); err != nil {
+		return err
+	}
 	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
@@ -177,6 +183,9 @@ func runPKIRenew(cmd *cobra.Command, args []string) error {
 	}
 	a, err := openCA(cmd)
 	if err != nil {
+		return err
+	}
+	if out, err = outsideStateDir(a.Dir(), out); err != nil {
 		return err
 	}
 	if err := unlockCA(cmd, a); err != nil {
@@ -244,6 +253,10 @@ func runPKICRL(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	out, _ := cmd.Flags().GetString("out")
+	if out, err = outsideStateDir(a.Dir(), out); err != nil {
+		return err
+	}
 	if update, _ := cmd.Flags().GetBool("update"); update {
 		if err := unlockCA(cmd, a); err != nil {
 			return err
@@ -256,7 +269,6 @@ func runPKICRL(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return failure(err, "re-sign it with 'dockmoat pki crl --update'")
 	}
-	out, _ := cmd.Flags().GetString("out")
 	if out == "" {
 		_, err := cmd.OutOrStdout().Write(data)
 		return err

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/dockmoat/dockmoat/internal/dockertest"
+)
+
+// An --out path inside the state directory would let an export or a CRL
+// replace ca-key.pem or ca.pem, or one client's bundle overwrite another's.
+// Every command that takes --out rejects such a path and writes nothing.
+func TestPKIOutInsideStateDir(t *testing.T) {
+	p := initPKI(t)
+	p.must("pki", "issue", "client", "alice", "--key-type", "ecdsa-p256")
+	p.must("pki", "issue", "client", "bob", "--key-type", "ecdsa-p256")
+	passFile := filepath.Join(t.TempDir(), "p12.pass")
+	if err := os.WriteFile(passFile, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "state-link")
+	if err := os.Symlink(p.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	host := "tcp://127.0.0.1:2376"
+
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"p12 over CA key", []string{"pki", "export", "alice", "--format", "p12", "--password-file", passFile, "--host", host, "--out", p.path("ca-key.pem")}},
+		{"context over CA cert", []string{"pki", "export", "alice", "--format", "context", "--host", host, "--out", p.path("ca.pem")}},
+		{"env over index", []string{"pki", "export", "alice", "--format", "env", "--host", host, "--out", p.path("index.json")}},
+		{"dir over other client", []string{"pki", "export", "alice", "--format", "dir", "--host", host, "--out", p.path("clients", "bob")}},
+		{"dir through symlink", []string{"pki", "export", "alice", "--format", "dir", "--host", host, "--out", filepath.Join(link, "clients", "bob")}},
+		{"crl over CA cert", []string{"pki", "crl", "--out", p.path("ca.pem")}},
+		{"issue into other client", []string{"pki", "issue", "client", "carol", "--key-type", "ecdsa-p256", "--out", p.path("clients", "bob")}},
+		{"renew into state dir", []string{"pki", "renew", "alice", "--out", p.dir}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := snapshot(t, p.dir)
+			r := p.run(tt.args...)
+			if r.code != 2 {
+				t.Errorf("exit code %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "inside the state directory") {
+				t.Errorf("stderr = %q, want it to name the state directory", r.stderr)
+			}
+			after := snapshot(t, p.dir)
+			for path, entry := range before {
+				if after[path] != entry {
+					t.Errorf("%s changed: got %q, want %q", path, after[path], entry)
+				}
+			}
+			if len(after) != len(before) {
+				t.Errorf("state directory has %d entries after the command, want %d", len(after), len(before))
+			}
+		})
+	}
+}
+
+// A renewal killed after it wrote the new bundle and before it wrote the
+// index leaves a certificate on disk that the index does not list, so
+// revoking the name would not revoke it. Export rejects such a bundle
+// instead of handing out a certificate that revocation by name would miss.
+func TestPKIExportRejectsUnlistedCertificate(t *testing.T) {
+	p := initPKI(t)
+	p.must("pki", "issue", "client", "alice", "--key-type", "ecdsa-p256")
+	p.must("pki", "issue", "client", "spare", "--key-type", "ecdsa-p256")
+
+	// spare's certificate and key stand in for the new pair of an
+	// interrupted renewal: signed by the CA, matching, and not alice's
+	// serial in the index.
+	for _, name := range []string{"cert.pem", "key.pem"} {
+		data, err := os.ReadFile(p.path("clients", "spare", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p.path("clients", "alice", name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "alice")
+	r := p.run("pki", "export", "alice", "--format", "dir", "--host", "tcp://127.0.0.1:2376", "--out", out)
+	if r.code != 1 {
+		t.Errorf("exit code %d, want 1\nstderr: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "serial") {
+		t.Errorf("stderr = %q, want it to name the serial mismatch", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "dockmoat pki renew alice") {
+		t.Errorf("stderr = %q, want the renew hint", r.stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was written", out)
+	}
+}
+
+// dockerContextName is the pattern the docker CLI (20.10 to 28) checks
+// context names against in `docker context create` and `import`.
+var dockerContextName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$`)
+
+// Client names may contain '@' or be one character long, which docker
+// rejects as context names. The printed commands use a name it accepts,
+// and `docker context import` succeeds with it.
+func TestPKIExportContextName(t *testing.T) {
+	p := initPKI(t)
+	for _, name := range []string{"alice@example.test", "a"} {
+		t.Run(name, func(t *testing.T) {
+			p.must("pki", "issue", "client", name, "--key-type", "ecdsa-p256")
+			file := filepath.Join(t.TempDir(), "ctx")
+			r := p.must("pki", "export", name, "--format", "context", "--host", "tcp://127.0.0.1:2376", "--out", file)
+			m := regexp.MustCompile(`docker context import (\S+) `).FindStringSubmatch(r.stdout)
+			if m == nil {
+				t.Fatalf("stdout has no 'docker context import' line:\n%s", r.stdout)
+			}
+			if !dockerContextName.MatchString(m[1]) {
+				t.Errorf("printed context name %q does not match %s", m[1], dockerContextName)
+			}
+			if !strings.Contains(r.stdout, "docker context create "+m[1]+" ") {
+				t.Errorf("stdout uses another name than %q for 'docker context create':\n%s", m[1], r.stdout)
+			}
+			dockertest.Require(t, "docker")
+			cmd := exec.Command("docker", "context", "import", m[1], file)
+			cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("docker context import %s: %v\n%s", m[1], err, out)
+			}
+		})
+	}
+}
