@@ -261,4 +261,3 @@ func rotate(ts []*target, n int) []*target {
 	n %= len(ts)
 	return append(append([]*target{}, ts[n:]...), ts[:n]...)
 }
-

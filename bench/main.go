@@ -51,6 +51,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == pipeCommand {
+		os.Exit(runPipe(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 

@@ -324,8 +324,8 @@ func writeTemplate(path, text string, data any) error {
 	return f.Close()
 }
 
-// startProxies starts nginx, HAProxy and dockmoat with keyType server
-// certificates and returns the targets that are up. A proxy that is not
+// startProxies starts dockmoat, nginx, HAProxy and the TLS pipe with
+// keyType server certificates and returns the targets that are up. A proxy that is not
 // installed is recorded as skipped; one that fails to start is an error.
 func (b *bench) startProxies(ctx context.Context, keyType string) ([]*target, error) {
 	var targets []*target
@@ -336,6 +336,7 @@ func (b *bench) startProxies(ctx context.Context, keyType string) ([]*target, er
 		{"dockmoat", b.startDockmoat},
 		{"nginx", b.startNginx},
 		{"haproxy", b.startHAProxy},
+		{"tls-pipe", b.startPipe},
 	}
 	for _, s := range starters {
 		t, err := s.start(ctx, keyType)

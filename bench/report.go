@@ -157,8 +157,12 @@ func (b *bench) writeHeader(w *bytes.Buffer) {
 	fmt.Fprintf(w, "dockmoat compared with dockerd's own TLS listener (`--tlsverify` on 127.0.0.1), "+
 		"the daemon's unix socket (the floor), and nginx and HAProxy as mutual-TLS proxies to that socket. "+
 		"Every target fronts the same private dockerd, and client, proxy and dockerd share the machine's cores. "+
-		"Ratios are relative to `%s` in the same run. bench/run generates everything above the section "+
-		"\"%s\", which is written by hand.\n\n", baseline, strings.TrimPrefix(analysisHeading, "## "))
+		"Ratios are relative to `%s` in the same run. `tls-pipe` is the benchmark's own Go process "+
+		"(`bench tls-pipe`, bench/pipe.go) that terminates mutual TLS and copies bytes to a new socket connection "+
+		"per client connection, with no HTTP parsing, authorization or logging: the least work a proxy "+
+		"in its own process can do, so it shows the floor that the proxy hop itself costs. "+
+		"bench/run generates everything above the section \"%s\", which is written by hand.\n\n",
+		baseline, strings.TrimPrefix(analysisHeading, "## "))
 	fmt.Fprintf(w, "- date: %s (%s total)\n", r.start.UTC().Format("2006-01-02 15:04 MST"), r.end.Sub(r.start).Round(time.Second))
 	fmt.Fprintf(w, "- command: `%s`\n", b.opts.command)
 	fmt.Fprintf(w, "- settings: %s per rate measurement, %d rounds with targets in rotating order, "+
