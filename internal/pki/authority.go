@@ -285,8 +285,20 @@ func (a *Authority) signer() (crypto.Signer, error) {
 	return a.key, nil
 }
 
+// loadKey reads, decrypts and checks the CA key. It rejects a key file
+// that group or others may read, as OpenSSH does for private keys, because
+// whoever reads the CA key can sign client certificates that are root on
+// every Docker host trusting the CA.
 func (a *Authority) loadKey(passphrase []byte) error {
-	data, err := os.ReadFile(CAKeyPath(a.dir))
+	path := CAKeyPath(a.dir)
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("read CA key: %w", err)
+	}
+	if mode := info.Mode().Perm(); mode&0o077 != 0 {
+		return fmt.Errorf("CA key %s has mode %04o, so other users may have read it: run 'chmod 600 %s', and replace the CA with 'dockmoat pki init --force' if the key may have been copied", path, mode, path)
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read CA key: %w", err)
 	}

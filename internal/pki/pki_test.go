@@ -825,3 +825,39 @@ func TestRecordTimesMatchCertificate(t *testing.T) {
 		t.Errorf("record NotAfter = %v, certificate %v", rec.NotAfter, cert.NotAfter)
 	}
 }
+
+// A CA key that other users can read lets them sign client certificates,
+// so signing rejects it until its mode is 0600 again.
+func TestCAKeyModeChecked(t *testing.T) {
+	_, dir := newCA(t)
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		if err := os.Chmod(CAKeyPath(dir), mode); err != nil {
+			t.Fatal(err)
+		}
+		a, err := Open(dir)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		_, err = a.IssueClient(ClientRequest{Name: "alice", KeyType: ECDSAP256})
+		if err == nil {
+			t.Fatalf("IssueClient with CA key mode %v succeeded, want an error", mode)
+		}
+		if want := "chmod 600 " + CAKeyPath(dir); !strings.Contains(err.Error(), want) {
+			t.Errorf("IssueClient with CA key mode %v: error = %q, want it to contain %q", mode, err, want)
+		}
+		if _, err := os.Stat(ClientDir(dir, "alice")); err == nil {
+			t.Errorf("IssueClient with CA key mode %v wrote %s", mode, ClientDir(dir, "alice"))
+		}
+	}
+
+	if err := os.Chmod(CAKeyPath(dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := a.IssueClient(ClientRequest{Name: "alice", KeyType: ECDSAP256}); err != nil {
+		t.Errorf("IssueClient with CA key mode 0600: %v", err)
+	}
+}
