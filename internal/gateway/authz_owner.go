@@ -22,8 +22,8 @@ const ownerLookupTimeout = 10 * time.Second
 // errNotFound is dockerd's 404 for an inspected container or exec.
 var errNotFound = errors.New("not found")
 
-// ownerLookup inspects containers and exec instances through dockerd's
-// socket to find their owner label. The zero value has no socket and fails
+// ownerLookup inspects containers, exec instances and volumes through
+// dockerd's socket, for ownership and volume checks. The zero value has no socket and fails
 // every lookup.
 type ownerLookup struct {
 	client *http.Client
@@ -53,6 +53,21 @@ type containerInfo struct {
 func (o *ownerLookup) container(ctx context.Context, id string) (*containerInfo, error) {
 	var info containerInfo
 	if err := o.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// volumeInfo is the part of dockerd's volume inspect answer that the bind
+// check needs.
+type volumeInfo struct {
+	Driver  string
+	Options map[string]string
+}
+
+func (o *ownerLookup) volume(ctx context.Context, name string) (*volumeInfo, error) {
+	var info volumeInfo
+	if err := o.get(ctx, "/volumes/"+url.PathEscape(name), &info); err != nil {
 		return nil, err
 	}
 	return &info, nil
@@ -128,6 +143,27 @@ func (a *policyAuthorizer) checkOwnership(r *http.Request, req *dockerapi.Reques
 	}
 	if err != nil || info.Config.Labels[policy.OwnerLabel] != d.Owner {
 		return notFound("No such exec instance: " + d.Exec), false
+	}
+	return Decision{}, true
+}
+
+// checkVolumes denies a request that mounts an existing named volume whose
+// local driver options bind a host path, which the request body cannot
+// show. Volumes that do not exist yet are created by dockerd from the
+// already checked request.
+func (a *policyAuthorizer) checkVolumes(r *http.Request, client string, d policy.Decision) (Decision, bool) {
+	for _, ref := range d.Volumes {
+		info, err := a.owners.volume(r.Context(), ref.ID)
+		if errors.Is(err, errNotFound) {
+			continue
+		}
+		if err != nil {
+			return a.lookupFailed(ref.ID, err), false
+		}
+		if reason := d.VolumeViolation(info.Driver, info.Options); reason != "" {
+			denial := d.VolumeDenial(client, ref, reason)
+			return Decision{Status: denial.Status, Message: denial.Message}, false
+		}
 	}
 	return Decision{}, true
 }

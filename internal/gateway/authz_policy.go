@@ -108,6 +108,12 @@ func (a *policyAuthorizer) Authorize(id identity.Identity, r *http.Request) Deci
 		return decision
 	}
 
+	if len(d.Volumes) > 0 {
+		if denial, ok := a.checkVolumes(r, id.Name, d); !ok {
+			denial.Operation, denial.APIVersion, denial.Rule = decision.Operation, decision.APIVersion, d.Rule
+			return denial
+		}
+	}
 	if d.Owner != "" {
 		if denial, ok := a.checkOwnership(r, req, d); !ok {
 			denial.Operation, denial.APIVersion, denial.Rule = decision.Operation, decision.APIVersion, d.Rule

@@ -66,6 +66,18 @@ func fakeDocker(t *testing.T) string {
 		}
 		json.NewEncoder(w).Encode(map[string]string{"ContainerID": id})
 	})
+	volumes := map[string]volumeInfo{
+		"hostroot": {Driver: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/"}},
+		"plain":    {Driver: "local"},
+	}
+	mux.HandleFunc("GET /volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		info, ok := volumes[r.PathValue("name")]
+		if !ok {
+			http.Error(w, `{"message":"no such volume"}`, http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(info)
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -100,6 +112,11 @@ func TestAuthorizeDefaultPolicy(t *testing.T) {
 		{"encoded slash", "GET", "/v1.41/containers%2Fjson", "", 400, opRejected},
 		{"unknown", "GET", "/v1.41/debug/vars", "", 403, opUnknown},
 		{"archive", "GET", "/v1.41/containers/x/archive?path=/", "", 403, "container.archive.read"},
+		{"new volume", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["fresh:/data"]}}`, 0, "container.create"},
+		{"plain volume", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["plain:/data"]}}`, 0, "container.create"},
+		{"host bind volume", "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["hostroot:/h"]}}`, 403, "container.create"},
+		{"host bind volume mount", "POST", "/v1.41/containers/create",
+			`{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Source":"hostroot","Target":"/h"}]}}`, 403, "container.create"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,15 +43,21 @@ type Decision struct {
 	Containers []Reference
 	// Exec is the exec instance the request acts on, or empty.
 	Exec string
+	// Volumes are named volumes that a container create mounts. For each
+	// that exists on the daemon, VolumeViolation must return "".
+	Volumes []Reference
 	// Body, when not nil, replaces the request body: the container create
 	// body with the owner label added.
 	Body []byte
 	// Query, when not nil, replaces the query: the container list or prune
 	// filters with the owner label added.
 	Query url.Values
+
+	// rule is the rule that allowed the request, for VolumeViolation.
+	rule *Rule
 }
 
-// Reference is a container named in a request.
+// Reference is a container or volume named in a request.
 type Reference struct {
 	// Field is where the request names it: "path", a body field such as
 	// "HostConfig.VolumesFrom[0]", or a query parameter.
@@ -104,7 +110,12 @@ func evaluate(rule *Rule, id identity.Identity, req *dockerapi.Request, body []b
 		return denial(rule, id, req.Operation, *found.violation)
 	}
 
-	decision := Decision{Allow: true, Operation: req.Operation, Rule: rule.Name}
+	decision := Decision{Allow: true, Operation: req.Operation, Rule: rule.Name, rule: rule}
+	if !rule.liftAll {
+		for _, v := range found.volumes {
+			decision.Volumes = append(decision.Volumes, Reference{Field: v.Field, ID: v.ID})
+		}
+	}
 	if rule.Ownership {
 		decision.Owner = id.Name
 	}
@@ -222,4 +233,17 @@ func inspectPull(rule *Rule, query url.Values) *inspection {
 		return deny("fromImage", "is missing")
 	}
 	return &inspection{}
+}
+
+// VolumeDenial returns the denial of a request that mounts the existing
+// volume ref, whose driver and options reason describes.
+func (d Decision) VolumeDenial(client string, ref Reference, reason string) Decision {
+	return Decision{
+		Status:    http.StatusForbidden,
+		Operation: d.Operation,
+		Rule:      d.Rule,
+		Field:     ref.Field,
+		Message: fmt.Sprintf("dockmoat: client %q may not call %s: %s names volume %q, which %s, which rule %q does not allow",
+			client, d.Operation, ref.Field, ref.ID, reason, d.Rule),
+	}
 }

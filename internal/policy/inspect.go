@@ -61,6 +61,10 @@ type inspection struct {
 	// references are containers that the request uses, to be checked for
 	// ownership.
 	references []referenced
+	// volumes are named volumes that the container mounts. A volume that
+	// already exists keeps its own driver options, so the gateway checks
+	// them on the daemon.
+	volumes []referenced
 }
 
 func deny(field, format string, args ...any) *inspection {
@@ -157,10 +161,10 @@ func checkHostConfig(rule *Rule, prefix string, hc *container.HostConfig, result
 			return deny(prefix+"Sysctls", "sets %q, which the rule does not allow", name)
 		}
 	}
-	if found := checkBinds(rule, prefix, hc.Binds); found != nil {
+	if found := checkBinds(rule, prefix, hc.Binds, result); found != nil {
 		return found
 	}
-	if found := checkMounts(rule, prefix, hc.Mounts); found != nil {
+	if found := checkMounts(rule, prefix, hc.Mounts, result); found != nil {
 		return found
 	}
 	for i, from := range hc.VolumesFrom {
@@ -275,7 +279,7 @@ func checkSecurity(rule *Rule, prefix string, hc *container.HostConfig) *inspect
 // checkBinds checks "source:destination[:options]" bind specifications.
 // dockerd on Linux splits them at every colon and treats an absolute
 // source as a host path, anything else as a volume name.
-func checkBinds(rule *Rule, prefix string, binds []string) *inspection {
+func checkBinds(rule *Rule, prefix string, binds []string, result *inspection) *inspection {
 	for i, bind := range binds {
 		field := fmt.Sprintf("%sBinds[%d]", prefix, i)
 		parts := strings.Split(bind, ":")
@@ -285,14 +289,19 @@ func checkBinds(rule *Rule, prefix string, binds []string) *inspection {
 		if len(parts) == 1 {
 			continue // an anonymous volume at that path
 		}
-		if source := parts[0]; strings.HasPrefix(source, "/") && !rule.bindAllowed(source) {
+		source := parts[0]
+		if !strings.HasPrefix(source, "/") {
+			result.volumes = append(result.volumes, referenced{Field: field, ID: source})
+			continue
+		}
+		if !rule.bindAllowed(source) {
 			return deny(field, "binds host path %q", path.Clean(source))
 		}
 	}
 	return nil
 }
 
-func checkMounts(rule *Rule, prefix string, mounts []mount.Mount) *inspection {
+func checkMounts(rule *Rule, prefix string, mounts []mount.Mount, result *inspection) *inspection {
 	for i, m := range mounts {
 		field := fmt.Sprintf("%sMounts[%d]", prefix, i)
 		switch strings.ToLower(string(m.Type)) {
@@ -301,6 +310,9 @@ func checkMounts(rule *Rule, prefix string, mounts []mount.Mount) *inspection {
 				return deny(field, "binds host path %q", path.Clean(m.Source))
 			}
 		case string(mount.TypeVolume):
+			if m.Source != "" {
+				result.volumes = append(result.volumes, referenced{Field: field, ID: m.Source})
+			}
 			if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
 				driver := m.VolumeOptions.DriverConfig
 				if reason := localHostPath(driver.Name, driver.Options); reason != "" && !rule.bindAllowedOptions(driver.Options) {
@@ -313,6 +325,18 @@ func checkMounts(rule *Rule, prefix string, mounts []mount.Mount) *inspection {
 		}
 	}
 	return nil
+}
+
+// VolumeViolation returns why the rule that allowed d does not allow an
+// existing volume with driver and options, or "" when it does.
+func (d Decision) VolumeViolation(driver string, options map[string]string) string {
+	if d.rule == nil {
+		return ""
+	}
+	if reason := localHostPath(driver, options); reason != "" && !d.rule.bindAllowedOptions(options) {
+		return reason
+	}
+	return ""
 }
 
 // localHostPath returns why a volume of driver with options would mount a

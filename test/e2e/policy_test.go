@@ -143,6 +143,8 @@ var escapeCases = []struct {
 	{"unmasked system paths", []string{"run", "--rm", "--security-opt", "systempaths=unconfined", "IMAGE", "true"}, "HostConfig.MaskedPaths"},
 	{"sysctl", []string{"run", "--rm", "--sysctl", "kernel.shm_rmid_forced=1", "IMAGE", "true"}, "HostConfig.Sysctls"},
 	{"volumes from", []string{"run", "--rm", "--volumes-from", "admin-box", "IMAGE", "true"}, "HostConfig.VolumesFrom[0]"},
+	{"existing host path volume", []string{"run", "--rm", "-v", "admin-hostetc:/h", "IMAGE", "true"}, "HostConfig.Binds[0]"},
+	{"existing host path volume mount", []string{"run", "--rm", "--mount", "src=admin-hostetc,dst=/h", "IMAGE", "true"}, "HostConfig.Mounts[0]"},
 	{"volume bound to host path", []string{"volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/", "hostroot"}, "DriverOpts"},
 	{"volume on block device", []string{"volume", "create", "-o", "type=ext4", "-o", "device=/dev/sda1", "disk"}, "DriverOpts"},
 }
@@ -150,6 +152,8 @@ var escapeCases = []struct {
 func (s *policySuite) testCIEscapesCLI(t *testing.T) {
 	s.removeLater(t, "admin-box")
 	s.direct.Must(t, "create", "--name", "admin-box", "-v", "/etc:/hostetc", s.image, "true")
+	s.direct.Must(t, "volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/etc", "admin-hostetc")
+	t.Cleanup(func() { s.direct.Run(nil, "volume", "rm", "-f", "admin-hostetc") })
 
 	for _, tc := range escapeCases {
 		t.Run(tc.name, func(t *testing.T) {
