@@ -38,7 +38,8 @@ const (
 	// VerdictClosed means the connection was refused.
 	VerdictClosed Verdict = "closed"
 	// VerdictFiltered means the connection timed out or the host was
-	// unreachable, as behind a firewall that drops packets.
+	// unreachable, as behind a firewall that drops packets. A network
+	// that this host has no route to is VerdictError instead.
 	VerdictFiltered Verdict = "filtered"
 	// VerdictError means checking failed, for example because the host
 	// name did not resolve.
@@ -207,7 +208,10 @@ func classifyDialError(err error) (Verdict, string) {
 		return VerdictError, err.Error()
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return VerdictFiltered, "connection timed out"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+	case errors.Is(err, syscall.ENETUNREACH):
+		// No packet left this host, so nothing is known about the port.
+		return VerdictError, err.Error() + ": this host has no route to the target, so check it from a host that can reach it"
+	case errors.Is(err, syscall.EHOSTUNREACH):
 		return VerdictFiltered, err.Error()
 	default:
 		return VerdictError, err.Error()

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -262,5 +264,31 @@ func TestParseTargetRejects(t *testing.T) {
 		if _, err := ParseTarget(target); err == nil {
 			t.Errorf("ParseTarget(%q) succeeded, want an error", target)
 		}
+	}
+}
+
+func TestClassifyDialError(t *testing.T) {
+	dialErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want Verdict
+	}{
+		{"refused", dialErr(syscall.ECONNREFUSED), VerdictClosed},
+		{"host unreachable", dialErr(syscall.EHOSTUNREACH), VerdictFiltered},
+		// No route from this host: no packet left it, so nothing is
+		// known about the target.
+		{"network unreachable", dialErr(syscall.ENETUNREACH), VerdictError},
+		{"unknown host", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nohost.invalid", IsNotFound: true}}, VerdictError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := classifyDialError(tt.err)
+			if got != tt.want {
+				t.Errorf("verdict = %q (%s), want %q", got, reason, tt.want)
+			}
+		})
 	}
 }
