@@ -41,7 +41,7 @@ func newOwnerLookup(socket string) *ownerLookup {
 	return &ownerLookup{client: &http.Client{Transport: transport, Timeout: ownerLookupTimeout}}
 }
 
-// containerInfo is the part of dockerd's container inspect answer that
+// containerInfo is the part of dockerd's container inspect response that
 // ownership needs.
 type containerInfo struct {
 	ID     string `json:"Id"`
@@ -58,8 +58,8 @@ func (o *ownerLookup) container(ctx context.Context, id string) (*containerInfo,
 	return &info, nil
 }
 
-// volumeInfo is the part of dockerd's volume inspect answer that the bind
-// check needs.
+// volumeInfo is the part of dockerd's volume inspect response that the
+// bind check needs.
 type volumeInfo struct {
 	Driver  string
 	Options map[string]string
@@ -111,7 +111,7 @@ func (o *ownerLookup) get(ctx context.Context, path string, out any) error {
 // checkOwnership checks that every container the request names, and the
 // container of its exec instance, carries the client's owner label. Path
 // targets are replaced by the full container ID. A container of another
-// owner is answered like a missing one, with dockerd's 404 text, so clients
+// owner gets the same response as a missing one, with dockerd's 404 text, so clients
 // cannot probe which containers exist.
 func (a *policyAuthorizer) checkOwnership(r *http.Request, req *dockerapi.Request, d policy.Decision) (Decision, bool) {
 	ctx := r.Context()

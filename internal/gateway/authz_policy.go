@@ -131,8 +131,8 @@ func (a *policyAuthorizer) Authorize(id identity.Identity, r *http.Request) Deci
 	return decision
 }
 
-// classifyDenial answers requests that dockerapi rejects: 400 for targets
-// that are not canonical, 403 for unknown endpoints.
+// classifyDenial returns the denial of a request that dockerapi rejects:
+// 400 for targets that are not canonical, 403 for unknown endpoints.
 func classifyDenial(id identity.Identity, r *http.Request, err error) Decision {
 	d := Decision{Status: http.StatusBadRequest, Operation: opRejected, Rule: policy.DefaultDenyRule}
 	var apiErr *dockerapi.Error

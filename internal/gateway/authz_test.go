@@ -30,9 +30,10 @@ rules:
     ownership: true
 `
 
-// fakeDocker answers container and exec inspect requests on a unix socket:
-// container "mine" (ID "aaa…") belongs to ci-1, "theirs" to ci-2, exec "e1"
-// runs in "mine" and exec "e2" in "theirs".
+// fakeDocker serves container, exec and volume inspect requests on a unix
+// socket. Container "mine" (ID "mmm…") belongs to ci-1 and "theirs" (ID
+// "ttt…") to ci-2. Exec "e1" runs in "mine" and exec "e2" in "theirs".
+// Volume "hostroot" binds / and volume "plain" has no options.
 func fakeDocker(t *testing.T) string {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "docker.sock")
@@ -49,6 +50,11 @@ func fakeDocker(t *testing.T) string {
 		containers[info.ID] = info
 	}
 	execs := map[string]string{"e1": containers["mine"].ID, "e2": containers["theirs"].ID}
+	volumes := map[string]volumeInfo{
+		"hostroot": {Driver: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/"}},
+		"plain":    {Driver: "local"},
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containers/{id}/json", func(w http.ResponseWriter, r *http.Request) {
 		info, ok := containers[r.PathValue("id")]
@@ -58,6 +64,7 @@ func fakeDocker(t *testing.T) string {
 		}
 		json.NewEncoder(w).Encode(info)
 	})
+
 	mux.HandleFunc("GET /exec/{id}/json", func(w http.ResponseWriter, r *http.Request) {
 		id, ok := execs[r.PathValue("id")]
 		if !ok {
@@ -66,10 +73,6 @@ func fakeDocker(t *testing.T) string {
 		}
 		json.NewEncoder(w).Encode(map[string]string{"ContainerID": id})
 	})
-	volumes := map[string]volumeInfo{
-		"hostroot": {Driver: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/"}},
-		"plain":    {Driver: "local"},
-	}
 	mux.HandleFunc("GET /volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
 		info, ok := volumes[r.PathValue("name")]
 		if !ok {
@@ -78,6 +81,7 @@ func fakeDocker(t *testing.T) string {
 		}
 		json.NewEncoder(w).Encode(info)
 	})
+
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

@@ -35,9 +35,9 @@ type Decision struct {
 	// "HostConfig.Privileged", or empty.
 	Field string
 
-	// Owner is set when the deciding rule enforces ownership: every
-	// container in Containers, and the container of Exec, must carry
-	// OwnerLabel=Owner, or the gateway answers 404.
+	// Owner is set when the deciding rule enforces ownership. Every
+	// container in Containers, and the container of Exec, must then carry
+	// OwnerLabel=Owner, or the gateway returns 404.
 	Owner string
 	// Containers are the containers the request acts on or refers to.
 	Containers []Reference
@@ -59,8 +59,8 @@ type Decision struct {
 
 // Reference is a container or volume named in a request.
 type Reference struct {
-	// Field is where the request names it: "path", a body field such as
-	// "HostConfig.VolumesFrom[0]", or a query parameter.
+	// Field is the request location that names it: "path", a body field
+	// such as "HostConfig.VolumesFrom[0]", or a query parameter.
 	Field string
 	ID    string
 }

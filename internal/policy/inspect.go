@@ -55,7 +55,7 @@ type referenced struct {
 	Namespace string
 }
 
-// inspection is what checking a body found.
+// inspection is the result of checking a request body or query.
 type inspection struct {
 	violation *violation
 	// references are containers that the request uses, to be checked for
@@ -125,6 +125,9 @@ func inspectCreate(rule *Rule, data []byte) *inspection {
 			return found
 		}
 	}
+	// NOTE: an endpoint may also name the host network by ID. dockerd
+	// 20.10.24 then still gives the container its own network namespace
+	// (checked by comparing /proc/PID/ns/net), so only the name is denied.
 	if body.NetworkingConfig != nil {
 		for name := range body.NetworkingConfig.EndpointsConfig {
 			if strings.EqualFold(name, "host") && !rule.liftedNamespace("network") {

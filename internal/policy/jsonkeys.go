@@ -245,8 +245,8 @@ func decodeKey(quoted, raw []byte, special bool) (string, error) {
 }
 
 // foldKey maps key to a form that is equal for every two keys that
-// encoding/json treats as the same field name: ASCII letters in upper case
-// and every other rune replaced by the smallest rune of its Unicode simple
+// encoding/json treats as the same field name. ASCII letters become upper
+// case, and every other rune becomes the smallest rune of its Unicode simple
 // case folding orbit.
 func foldKey(key string) string {
 	ascii := true

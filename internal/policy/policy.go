@@ -1,5 +1,5 @@
 // Package policy decides which Docker API calls each gateway client may
-// make. A policy is a list of rules read from a YAML file; each rule selects
+// make. A policy is a list of rules read from a YAML file. Each rule selects
 // clients by certificate CN pattern and group, grants operations named in
 // the dockerapi route table, and limits what container, exec, volume and
 // build requests may ask for. Everything not granted is denied.

@@ -205,7 +205,7 @@ func (s *policySuite) rawRequest(t *testing.T, bundle, request string) rawResult
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	// The gateway may answer and close before it has read a rejected
+	// The gateway may respond and close before it has read a rejected
 	// body, so the write runs on its own and its error is ignored.
 	go io.WriteString(conn, request)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -397,7 +397,7 @@ func (s *policySuite) testOwnership(t *testing.T) {
 			t.Errorf("docker %s as team-b printed %q, want No such container", strings.Join(args, " "), r.Stderr)
 		}
 	}
-	// docker run would answer a 404 on create by pulling the image, so the
+	// docker run reacts to a 404 on create by pulling the image, so the
 	// create request is sent directly.
 	volumesFrom := post("/v1.41/containers/create", "application/json",
 		`{"Image":"`+s.image+`","HostConfig":{"VolumesFrom":["team-a-box"]}}`)
