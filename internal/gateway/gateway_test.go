@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -318,4 +317,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var _ = errors.New
+
+func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx, cancel
+}
