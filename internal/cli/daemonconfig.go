@@ -90,6 +90,20 @@ func runDaemonConfig(cmd *cobra.Command, o daemonConfigOptions) error {
 	if err != nil {
 		return usageError(err, "pass an absolute --tls-dir")
 	}
+
+	// daemon.json and the units are checked before anything is issued or
+	// copied, so rejected input leaves --tls-dir, which dockerd may be
+	// reading, and the state directory as they were.
+	paths := tlsPaths(tlsDir)
+	merged, notes, err := mergeDaemonJSON(o, paths)
+	if err != nil {
+		return err
+	}
+	plan, err := planUnits(o, merged)
+	if err != nil {
+		return err
+	}
+
 	rec, reused, err := ensureServerCert(cmd, o, dns, ips)
 	if err != nil {
 		return err
@@ -98,17 +112,7 @@ func runDaemonConfig(cmd *cobra.Command, o daemonConfigOptions) error {
 	if err != nil {
 		return err
 	}
-	paths, err := installServerCert(dir, tlsDir)
-	if err != nil {
-		return err
-	}
-
-	merged, notes, err := mergeDaemonJSON(o, paths)
-	if err != nil {
-		return err
-	}
-	plan, err := planUnits(o, merged)
-	if err != nil {
+	if err := installServerCert(dir, paths); err != nil {
 		return err
 	}
 
@@ -216,17 +220,23 @@ func missingNames(rec pki.Record, dns []string, ips []net.IP) []string {
 	return missing
 }
 
-// installServerCert copies the dockerd bundle into tlsDir and returns the
-// paths daemon.json names.
-func installServerCert(dir, tlsDir string) (pki.Bundle, error) {
-	src := pki.BundlePaths(dir, pki.KindServer, dockerdCertName)
-	dst := pki.Bundle{
+// tlsPaths returns the paths of dockerd's TLS files in tlsDir, the ones
+// daemon.json names.
+func tlsPaths(tlsDir string) pki.Bundle {
+	return pki.Bundle{
 		CA:   filepath.Join(tlsDir, "ca.pem"),
 		Cert: filepath.Join(tlsDir, "server-cert.pem"),
 		Key:  filepath.Join(tlsDir, "server-key.pem"),
 	}
+}
+
+// installServerCert copies the dockerd bundle of state directory dir to
+// dst, creating dst's folder when missing.
+func installServerCert(dir string, dst pki.Bundle) error {
+	src := pki.BundlePaths(dir, pki.KindServer, dockerdCertName)
+	tlsDir := filepath.Dir(dst.Cert)
 	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
-		return pki.Bundle{}, usageError(fmt.Errorf("create --tls-dir: %w", err), "pass a writable --tls-dir")
+		return usageError(fmt.Errorf("create --tls-dir: %w", err), "pass a writable --tls-dir")
 	}
 	for _, f := range []struct {
 		from, to string
@@ -234,13 +244,13 @@ func installServerCert(dir, tlsDir string) (pki.Bundle, error) {
 	}{{src.CA, dst.CA, 0o644}, {src.Cert, dst.Cert, 0o644}, {src.Key, dst.Key, 0o600}} {
 		data, err := os.ReadFile(f.from)
 		if err != nil {
-			return pki.Bundle{}, fmt.Errorf("read issued server certificate: %w", err)
+			return fmt.Errorf("read issued server certificate: %w", err)
 		}
 		if err := pki.WriteFileAtomic(f.to, data, f.mode); err != nil {
-			return pki.Bundle{}, fmt.Errorf("write %s: %w", f.to, err)
+			return fmt.Errorf("write %s: %w", f.to, err)
 		}
 	}
-	return dst, nil
+	return nil
 }
 
 func mergeDaemonJSON(o daemonConfigOptions, paths pki.Bundle) ([]byte, []string, error) {
