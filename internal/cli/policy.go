@@ -18,11 +18,45 @@ func addPolicyCommands(root *cobra.Command) {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Validate, explain and print gateway authorization policies",
+		Long:  policyHelp,
 	}
 	cmd.AddCommand(newPolicyCheckCommand(), newPolicyExplainCommand(),
 		newPolicyDefaultCommand(), newPolicyOperationsCommand())
 	root.AddCommand(cmd)
 }
+
+const policyHelp = `Validate, explain and print gateway authorization policies.
+
+A policy file is YAML with one key, rules. Rules are tried in order, and the
+first rule that selects the client, grants the operation and whose
+constraints the request meets allows it. Everything else is denied, except
+_ping and version, which every client with a valid certificate may call.
+
+  rules:
+    - name: ci                  # named in denials and audit records
+      clients: ["ci-*"]         # CN patterns (path.Match); empty: any CN
+      groups: [ci]              # certificate OU values; empty: any group
+      presets: [ci]             # admin, ci, readonly
+      operations: [image.save, "volume.*"]   # see 'dockmoat policy operations'
+      ownership: true           # label created containers, hide others' (404)
+      images: ["registry.example/*"]        # repositories create and pull may use
+      lift:                     # constraints this rule relaxes
+        privileged: false       # privileged containers and exec
+        capabilities: [NET_ADMIN]           # CapAdd beyond Docker's defaults
+        devices: false          # Devices, DeviceCgroupRules, DeviceRequests
+        namespaces: [pid]       # host pid, ipc, network, uts, userns, cgroup
+        security_options: false # seccomp, AppArmor, SELinux, masked paths
+        sysctls: ["net.ipv4.*"]
+        bind_paths: [/srv/ci]   # host path prefixes for bind mounts
+        volumes_from: false     # VolumesFrom without an ownership check
+        build_host_network: false
+        build_remote: false
+
+The admin preset grants every operation and lifts every constraint. The
+readonly preset lists and inspects containers, images, networks and volumes
+and reads info, version, events and disk usage. The ci preset adds builds,
+pulls, pushes, tags, loads, running containers, logs, attach, exec, and
+volume and network management, under the constraints.`
 
 func newPolicyCheckCommand() *cobra.Command {
 	return &cobra.Command{
@@ -34,7 +68,7 @@ func newPolicyCheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid, %d rules\n", args[0], len(p.Rules))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid, rules: %d\n", args[0], len(p.Rules))
 			return nil
 		},
 	}

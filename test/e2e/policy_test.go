@@ -518,9 +518,22 @@ func TestPolicyCommands(t *testing.T) {
 	}
 
 	r := mustDockmoat(t, "policy", "check", good)
-	if !strings.Contains(r.stdout, "valid, 4 rules") {
+	if !strings.Contains(r.stdout, "valid, rules: 4") {
 		t.Errorf("policy check stdout: got %q, want it to report 4 valid rules", r.stdout)
 	}
+
+	// The example in the help text is itself a valid policy.
+	help := mustDockmoat(t, "policy", "--help").stdout
+	start := strings.Index(help, "  rules:")
+	end := strings.Index(help, "build_remote: false")
+	if start < 0 || end < start {
+		t.Fatalf("policy --help has no example policy: %q", help)
+	}
+	example := filepath.Join(dir, "example.yaml")
+	if err := os.WriteFile(example, []byte(help[start:end+len("build_remote: false")]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustDockmoat(t, "policy", "check", example)
 
 	r = runDockmoat(t, "", "policy", "check", bad)
 	if r.code != 2 {
