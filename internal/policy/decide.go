@@ -143,6 +143,9 @@ func evaluate(rule *Rule, id identity.Identity, req *dockerapi.Request, body []b
 
 // withOwnership adds the owner label to container create bodies and the
 // owner filter to container list and prune queries.
+//
+// NOTE: system.events and system.df are not filtered, so a client that may
+// call them still sees the names and IDs of other clients' containers.
 func withOwnership(decision Decision, req *dockerapi.Request, body []byte) Decision {
 	var err error
 	switch req.Operation {
