@@ -49,6 +49,10 @@ because -H on the command line together with "hosts" in daemon.json stops
 dockerd at start. It reads the installed docker.service and docker.socket and
 explains each clash they would have caused.
 
+dockerd reads no CRL, so a client certificate revoked with 'dockmoat pki
+revoke' still connects to this listener until it expires. Only the dockmoat
+gateway (dockmoat serve) rejects revoked certificates.
+
 Without --out it prints the files and the commands that install them.`,
 		Example: `  dockmoat daemon-config --listen tcp://0.0.0.0:2376 --san docker.example.test --san 10.0.0.5
   dockmoat daemon-config --listen tcp://10.0.0.5:2376 --out ./dockerd-tls`,

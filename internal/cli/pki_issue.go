@@ -3,10 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dockmoat/dockmoat/internal/pki"
 	"github.com/spf13/cobra"
@@ -230,7 +232,28 @@ func runPKIRevoke(cmd *cobra.Command, args []string) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "revoked %s certificate %q, serial %s, reason %s\nCRL updated: %s\n",
 		rec.Kind, rec.Name, rec.Serial, rec.Reason, pki.CRLPath(a.Dir()))
+	warnDockerdIgnoresCRL(cmd.ErrOrStderr(), a, rec)
 	return nil
+}
+
+// warnDockerdIgnoresCRL warns that dockerd's own TLS listener still
+// accepts the revoked client certificate rec, because dockerd (tested with
+// 20.10) has no option to read a CRL. It warns only when the state
+// directory has a valid server certificate named like the one
+// daemon-config issues.
+func warnDockerdIgnoresCRL(w io.Writer, a *pki.Authority, rec pki.Record) {
+	if rec.Kind != pki.KindClient {
+		return
+	}
+	server, ok, err := a.Find(dockerdCertName)
+	if err != nil || !ok || server.Kind != pki.KindServer || server.Status != pki.StatusValid {
+		return
+	}
+	fmt.Fprintf(w, "warning: dockerd does not check the CRL, so a dockerd serving TLS with the %q certificate "+
+		"(as 'dockmoat daemon-config' sets it up) still accepts %q until it expires on %s. "+
+		"The dockmoat gateway rejects it now. To lock it out of dockerd at once, replace the CA with "+
+		"'dockmoat pki init --force' and reissue every certificate.\n",
+		server.Name, rec.Name, rec.NotAfter.UTC().Format(time.DateOnly))
 }
 
 func newPKICRLCommand() *cobra.Command {

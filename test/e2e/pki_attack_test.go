@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockmoat/dockmoat/internal/dockertest"
 )
@@ -132,5 +133,37 @@ func TestPKIExportContextName(t *testing.T) {
 				t.Errorf("docker context import %s: %v\n%s", m[1], err, out)
 			}
 		})
+	}
+}
+
+// dockerd's own TLS listener, as daemon-config sets it up, reads no CRL
+// (dockerd 20.10 has no option for one), so a revoked client certificate
+// still connects to it. revoke says so when the state directory has a
+// dockerd certificate, instead of leaving the operator to believe the
+// client is locked out; the docker CLI run below proves the warning true.
+func TestPKIRevokeWarnsDockerdIgnoresCRL(t *testing.T) {
+	p := initPKI(t)
+	p.must("pki", "issue", "server", "--name", "dockerd", "--dns", "localhost", "--ip", "127.0.0.1")
+	p.must("pki", "issue", "client", "mallory", "--key-type", "ecdsa-p256")
+	p.must("pki", "issue", "client", "trent", "--key-type", "ecdsa-p256")
+	d := startTLSDockerd(t, p, "dockerd")
+
+	expiry := readPEMCert(t, p.path("clients", "mallory", "cert.pem")).NotAfter.UTC().Format(time.DateOnly)
+	r := p.must("pki", "revoke", "mallory", "--reason", "keyCompromise")
+	for _, want := range []string{"dockerd does not check the CRL", expiry, "dockmoat pki init --force"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("revoke stderr = %q, want it to contain %q", r.stderr, want)
+		}
+	}
+	cli := dockertest.NewCLI(t, dockerHosts(t, d)[0], p.path("clients", "mallory"))
+	if res := cli.Run(nil, "version", "--format", "{{.Server.Version}}"); res.Err != nil {
+		t.Errorf("revoked client rejected by dockerd, so the warning is wrong: %v\n%s", res.Err, res.Stderr)
+	}
+
+	// Without a dockerd certificate, revocation needs no such warning.
+	p.must("pki", "revoke", "dockerd")
+	r = p.must("pki", "revoke", "trent")
+	if strings.Contains(r.stderr, "dockerd") {
+		t.Errorf("revoke stderr = %q, want no dockerd warning once the dockerd certificate is revoked", r.stderr)
 	}
 }
