@@ -50,7 +50,7 @@ type testGateway struct {
 
 // startGateway starts a gateway in front of socket. change, if not nil,
 // edits the configuration before New.
-func startGateway(t *testing.T, files *testFiles, socket string, change func(*Config)) *testGateway {
+func startGateway(t testing.TB, files *testFiles, socket string, change func(*Config)) *testGateway {
 	t.Helper()
 	g := &testGateway{files: files, logs: &syncBuffer{}, audit: &syncBuffer{}, served: make(chan error, 1)}
 	cfg := Config{
@@ -119,7 +119,7 @@ func (g *testGateway) auditRecords(t *testing.T) []audit.Record {
 
 // fakeDaemon serves handler on a unix socket, standing in for dockerd where
 // a test needs behaviour the real daemon cannot be made to show.
-func fakeDaemon(t *testing.T, handler http.Handler) string {
+func fakeDaemon(t testing.TB, handler http.Handler) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gw-")
 	if err != nil {
@@ -316,7 +316,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
 
 func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
