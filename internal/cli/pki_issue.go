@@ -204,9 +204,13 @@ func newPKIRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke NAME|SERIAL",
 		Short: "Revoke a certificate and update the CRL",
-		Long: `revoke marks a certificate revoked and re-signs the CRL (DIR/crl.pem). A
-NAME means its current certificate; a SERIAL (hexadecimal, as pki list
-prints it, colons allowed) can also name a superseded one.`,
+		Long: `revoke marks certificates revoked and re-signs the CRL (DIR/crl.pem).
+
+A NAME revokes its current certificate and every certificate of that name
+that a renewal superseded and that has not expired yet, so no older key of
+the client keeps working. A SERIAL (hexadecimal, as pki list prints it,
+colons allowed) revokes that one certificate, for example a superseded one
+once its client has switched to the renewed certificate.`,
 		Args: exactArgs(1, "NAME|SERIAL"),
 		RunE: runPKIRevoke,
 	}
@@ -226,13 +230,20 @@ func runPKIRevoke(cmd *cobra.Command, args []string) error {
 	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
-	rec, err := a.Revoke(args[0], reason)
+	revoked, err := a.Revoke(args[0], reason)
 	if err != nil {
 		return caError(err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "revoked %s certificate %q, serial %s, reason %s\nCRL updated: %s\n",
-		rec.Kind, rec.Name, rec.Serial, rec.Reason, pki.CRLPath(a.Dir()))
-	warnDockerdIgnoresCRL(cmd.ErrOrStderr(), a, rec)
+	w := cmd.OutOrStdout()
+	for _, rec := range revoked {
+		state := ""
+		if rec.Serial != revoked[0].Serial {
+			state = " (superseded by a renewal, valid until " + rec.NotAfter.UTC().Format(time.DateOnly) + ")"
+		}
+		fmt.Fprintf(w, "revoked %s certificate %q, serial %s%s, reason %s\n", rec.Kind, rec.Name, rec.Serial, state, rec.Reason)
+	}
+	fmt.Fprintf(w, "CRL updated: %s\n", pki.CRLPath(a.Dir()))
+	warnDockerdIgnoresCRL(cmd.ErrOrStderr(), a, revoked[0])
 	return nil
 }
 

@@ -477,19 +477,23 @@ func TestRevokeWritesCRL(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, before, _ := a.CRL()
-	rec, err := a.Revoke("MALLORY-not-a-serial", "")
+	_, err = a.Revoke("MALLORY-not-a-serial", "")
 	if !errors.Is(err, ErrNotFound) {
 		t.Errorf("Revoke of an unknown name: error = %v, want ErrNotFound", err)
 	}
-	rec, err = a.Revoke("mallory", "keycompromise")
+	revoked, err := a.Revoke(strings.ToUpper(first.Serial), "superseded")
+	if err != nil {
+		t.Fatalf("Revoke by serial of the superseded certificate: %v", err)
+	}
+	if len(revoked) != 1 || revoked[0].Serial != first.Serial {
+		t.Errorf("Revoke by serial revoked %+v, want only serial %s", revoked, first.Serial)
+	}
+	revoked, err = a.Revoke("mallory", "keycompromise")
 	if err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	if rec.Serial != renewed.Serial || rec.Reason != "keyCompromise" {
-		t.Errorf("revoked serial %s reason %q, want %s keyCompromise", rec.Serial, rec.Reason, renewed.Serial)
-	}
-	if _, err := a.Revoke(strings.ToUpper(first.Serial), "superseded"); err != nil {
-		t.Errorf("Revoke by serial of the superseded certificate: %v", err)
+	if len(revoked) != 1 || revoked[0].Serial != renewed.Serial || revoked[0].Reason != "keyCompromise" {
+		t.Errorf("Revoke by name revoked %+v, want only serial %s with reason keyCompromise", revoked, renewed.Serial)
 	}
 	crl, after, err := a.CRL()
 	if err != nil {
@@ -859,5 +863,63 @@ func TestCAKeyModeChecked(t *testing.T) {
 	}
 	if _, err := a.IssueClient(ClientRequest{Name: "alice", KeyType: ECDSAP256}); err != nil {
 		t.Errorf("IssueClient with CA key mode 0600: %v", err)
+	}
+}
+
+// Renew keeps the old certificate valid for the switch-over, so revoking
+// the name must also revoke the superseded certificates that have not
+// expired: otherwise a client whose old key leaked still authenticates
+// after 'pki revoke NAME'.
+func TestRevokeNameRevokesSuperseded(t *testing.T) {
+	a, _ := newCA(t)
+	first, err := a.IssueClient(ClientRequest{Name: "mallory", KeyType: ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := a.Renew("mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := a.Renew("mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := a.IssueClient(ClientRequest{Name: "trent", KeyType: ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	revoked, err := a.Revoke("mallory", "keyCompromise")
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	var serials []string
+	for _, r := range revoked {
+		serials = append(serials, r.Serial)
+	}
+	if want := []string{current.Serial, first.Serial, second.Serial}; !slices.Equal(serials, want) {
+		t.Errorf("revoked serials = %v, want the current one, then the superseded ones: %v", serials, want)
+	}
+
+	crl, _, err := a.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onCRL := map[string]int{}
+	for _, e := range crl.RevokedCertificateEntries {
+		onCRL[e.SerialNumber.Text(16)] = e.ReasonCode
+	}
+	for _, rec := range []Record{first, second, current} {
+		if code, ok := onCRL[rec.Serial]; !ok {
+			t.Errorf("serial %s of mallory is not on the CRL", rec.Serial)
+		} else if code != 1 {
+			t.Errorf("serial %s reason code = %d, want 1 (keyCompromise)", rec.Serial, code)
+		}
+	}
+	if _, ok := onCRL[other.Serial]; ok {
+		t.Errorf("serial %s of trent is on the CRL", other.Serial)
+	}
+	if _, err := a.Revoke("mallory", ""); err == nil {
+		t.Error("second Revoke of mallory succeeded, want an already revoked error")
 	}
 }

@@ -57,39 +57,82 @@ func NormalizeSerial(serial string) (string, bool) {
 	return fmt.Sprintf("%x", n), true
 }
 
-// Revoke revokes a certificate and rewrites the CRL. nameOrSerial is a
-// serial number in hexadecimal, which may name any record including a
-// superseded one, or a name, which means its current certificate. reason is
-// an RFC 5280 CRLReason name (see ParseReason). The CRL is written before
-// the index.
-func (a *Authority) Revoke(nameOrSerial, reason string) (Record, error) {
+// Revoke revokes certificates and rewrites the CRL, and returns the
+// records it revoked. nameOrSerial is a serial number in hexadecimal, which
+// revokes that one certificate even when it is superseded, or a name. A name
+// revokes its current certificate and every superseded certificate of that
+// name that has not expired, because Renew leaves those valid and a client
+// could otherwise keep authenticating with an older key. reason is an RFC
+// 5280 CRLReason name (see ParseReason). The CRL is written before the
+// index.
+func (a *Authority) Revoke(nameOrSerial, reason string) ([]Record, error) {
 	reasonName, _, err := ParseReason(reason)
 	if err != nil {
-		return Record{}, err
+		return nil, err
 	}
-	return a.withLock(func(idx *indexData) (Record, error) {
-		i := -1
-		if serial, ok := NormalizeSerial(nameOrSerial); ok {
-			i = idx.bySerial(serial)
+	var revoked []Record
+	_, err = a.withLock(func(idx *indexData) (Record, error) {
+		targets, err := a.revocationTargets(idx, nameOrSerial)
+		if err != nil {
+			return Record{}, err
 		}
-		if i < 0 {
-			i = idx.current(nameOrSerial)
+		now := a.now().UTC().Truncate(time.Second)
+		for _, i := range targets {
+			r := &idx.Records[i]
+			r.Status = StatusRevoked
+			r.RevokedAt = now
+			r.Reason = reasonName
+			revoked = append(revoked, *r)
 		}
-		if i < 0 {
-			return Record{}, fmt.Errorf("%w: no certificate with name or serial %q: see 'dockmoat pki list'", ErrNotFound, nameOrSerial)
-		}
-		r := &idx.Records[i]
-		if r.Status == StatusRevoked {
-			return Record{}, fmt.Errorf("certificate %q (serial %s) was already revoked on %s", r.Name, r.Serial, r.RevokedAt.Format(time.RFC3339))
-		}
-		r.Status = StatusRevoked
-		r.RevokedAt = a.now().UTC().Truncate(time.Second)
-		r.Reason = reasonName
 		if err := a.writeCRL(idx); err != nil {
 			return Record{}, err
 		}
-		return *r, nil
+		return revoked[0], nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, nil
+}
+
+// revocationTargets returns the positions in idx of the records that
+// Revoke(nameOrSerial) revokes: one record for a serial, and for a name its
+// current record followed by its unexpired, unrevoked superseded ones.
+func (a *Authority) revocationTargets(idx *indexData, nameOrSerial string) ([]int, error) {
+	if serial, ok := NormalizeSerial(nameOrSerial); ok {
+		if i := idx.bySerial(serial); i >= 0 {
+			if err := checkNotRevoked(idx.Records[i]); err != nil {
+				return nil, err
+			}
+			return []int{i}, nil
+		}
+	}
+	current := idx.current(nameOrSerial)
+	if current < 0 {
+		return nil, fmt.Errorf("%w: no certificate with name or serial %q: see 'dockmoat pki list'", ErrNotFound, nameOrSerial)
+	}
+	var targets []int
+	if idx.Records[current].Status != StatusRevoked {
+		targets = append(targets, current)
+	}
+	now := a.now()
+	for i, r := range idx.Records {
+		if r.Name == nameOrSerial && r.Status == StatusSuperseded && now.Before(r.NotAfter) {
+			targets = append(targets, i)
+		}
+	}
+	if len(targets) == 0 {
+		return nil, checkNotRevoked(idx.Records[current])
+	}
+	return targets, nil
+}
+
+// checkNotRevoked returns an error when r is already revoked.
+func checkNotRevoked(r Record) error {
+	if r.Status == StatusRevoked {
+		return fmt.Errorf("certificate %q (serial %s) was already revoked on %s", r.Name, r.Serial, r.RevokedAt.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // UpdateCRL re-signs the CRL with a new number and a new nextUpdate. It

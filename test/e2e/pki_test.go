@@ -518,11 +518,18 @@ func TestPKIRenewAndRevoke(t *testing.T) {
 	}
 	renewed := list[1]
 
+	// Revoking the name also revokes the superseded certificate, which
+	// Renew left valid.
 	r = p.must("pki", "revoke", "alice", "--reason", "keyCompromise")
-	if !strings.Contains(r.stdout, "serial "+renewed.Serial) {
-		t.Errorf("revoke stdout = %q, want serial %s", r.stdout, renewed.Serial)
+	for _, serial := range []string{renewed.Serial, first.Serial} {
+		if !strings.Contains(r.stdout, "serial "+serial) {
+			t.Errorf("revoke stdout = %q, want serial %s", r.stdout, serial)
+		}
 	}
-	p.must("pki", "revoke", first.Serial, "--reason", "superseded")
+	r = p.run("pki", "revoke", first.Serial, "--reason", "superseded")
+	if r.code != 1 || !strings.Contains(r.stderr, "already revoked") {
+		t.Errorf("revoke of the superseded serial: exit %d stderr %q, want 1 and already revoked", r.code, r.stderr)
+	}
 
 	crlText, err := openssl(t, "crl", "-in", p.path("crl.pem"), "-noout", "-text")
 	if err != nil {
