@@ -144,7 +144,7 @@ func ensureGatewayCert(ca *pki.Authority, dnsNames []string, ips []net.IP, stder
 	return nil
 }
 
-// warnMissingNames tells the user when a reused server certificate lacks a
+// warnMissingNames prints a warning when a reused server certificate lacks a
 // name given with --dns or --ip, because clients dialling that name would
 // reject the certificate.
 func warnMissingNames(stderr io.Writer, rec pki.Record, dnsNames []string, ips []net.IP) {

@@ -40,8 +40,8 @@ const plainHTTPResponse = "HTTP/1.0 400 Bad Request\r\n" +
 	"dockmoat: this port requires TLS with a client certificate; " +
 	"set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the folder with ca.pem, cert.pem and key.pem\n"
 
-// handshakeFailed answers plain HTTP, then logs and counts a failed
-// handshake.
+// handshakeFailed sends the 400 response to a plain HTTP client, then logs
+// and counts a failed handshake.
 func (s *Server) handshakeFailed(c *serverConn, err error) {
 	reason := classifyHandshakeError(err)
 	if reason == reasonPlainHTTP {
@@ -63,6 +63,7 @@ func classifyHandshakeError(err error) string {
 		}
 		return reasonOther
 	}
+
 	if errors.Is(err, errRevoked) {
 		return reasonRevoked
 	}
@@ -80,6 +81,7 @@ func classifyHandshakeError(err error) string {
 		}
 		return reasonOther
 	}
+
 	var alert tls.AlertError
 	if errors.As(err, &alert) {
 		return reasonClientAlert
@@ -90,6 +92,9 @@ func classifyHandshakeError(err error) string {
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return reasonClosed
 	}
+
+	// The remaining causes have no exported error type in crypto/tls and
+	// net, so they are told apart by message.
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "didn't provide a certificate"):

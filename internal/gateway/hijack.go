@@ -15,7 +15,7 @@ import (
 
 // hijackGrace is how long the client may keep sending after the daemon has
 // ended its side of a hijacked stream. dockerd closes the whole connection
-// when an attach or exec stream ends, so later client bytes go nowhere; the
+// when an attach or exec stream ends, so later client bytes go nowhere. The
 // grace only lets the client read the end of the stream and close first.
 const hijackGrace = 10 * time.Second
 
@@ -80,7 +80,7 @@ func (s *Server) serveHijack(w http.ResponseWriter, r *http.Request, ex *exchang
 		return
 	}
 	if !stop() {
-		// The client went away while the daemon was answering.
+		// The client went away while the daemon was sending its response.
 		return
 	}
 
@@ -100,8 +100,8 @@ func sendRaw(up net.Conn, upBuf *bufio.Reader, out *http.Request) (*http.Respons
 }
 
 // isRawStream reports whether the daemon has switched the connection to a
-// raw stream. Besides 101, dockerd answers attach and exec from clients that
-// sent no Upgrade header with 200 and a stream that lasts until close.
+// raw stream. Besides 101, dockerd responds to attach and exec requests
+// without an Upgrade header with 200 and a stream that lasts until close.
 func isRawStream(resp *http.Response) bool {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return true

@@ -156,7 +156,7 @@ func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
 
 func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, ex *exchange, err error) {
 	if r.Context().Err() != nil {
-		// The client went away; there is nobody to answer.
+		// The client went away, so no response can be sent.
 		ex.err = r.Context().Err()
 		return
 	}
