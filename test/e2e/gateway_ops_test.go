@@ -259,10 +259,8 @@ func (s *gatewaySuite) testGracefulShutdown(t *testing.T) {
 		t.Errorf("wait for dockmoat serve: %v", err)
 	}
 	t.Logf("gateway exited %s after SIGTERM", time.Since(signalled).Round(time.Millisecond))
-	select {
-	case <-events.Err:
-	case <-time.After(5 * time.Second):
-		t.Error("event stream still open after the gateway exited")
+	if err := waitStreamEnd(events, 5*time.Second); err != nil {
+		t.Errorf("event stream after the gateway exited: %v", err)
 	}
 	for _, want := range []string{"gateway shutting down", "gateway stopped"} {
 		if !strings.Contains(g.Log(), want) {

@@ -90,6 +90,9 @@ func newGatewaySuite(t *testing.T) *gatewaySuite {
 	s.admin = s.gw.waitAdminBundle(t)
 	s.gw.waitReady(t, s.admin)
 	s.cli = dockertest.NewCLI(t, s.gw.Host, s.admin)
+	// A command stuck in the gateway fails its subtest after a minute
+	// instead of the default two, which keeps the file's run time bounded.
+	s.cli.Timeout = time.Minute
 	return s
 }
 
@@ -307,8 +310,9 @@ func (s *gatewaySuite) testContainerLifecycle(t *testing.T) {
 // container print the next line only after it has read the previous one.
 func (s *gatewaySuite) testLogsFollow(t *testing.T) {
 	const name = "e2e-logs-follow"
+	// The busybox image has no /tmp, so the files live in /.
 	script := "echo ready; while :; do " +
-		"if [ -f /tmp/line ]; then cat /tmp/line; rm /tmp/line; fi; sleep 0.05; done"
+		"if [ -f /line ]; then cat /line; rm /line; fi; sleep 0.05; done"
 	s.runContainer(t, name, s.image, "sh", "-c", script)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -329,7 +333,7 @@ func (s *gatewaySuite) testLogsFollow(t *testing.T) {
 
 	waitLine(t, lines, "ready", 10*time.Second)
 	for _, want := range []string{"line-1", "line-2", "line-3"} {
-		s.cli.Must(t, "exec", name, "sh", "-c", "echo "+want+" > /tmp/line.new && mv /tmp/line.new /tmp/line")
+		s.cli.Must(t, "exec", name, "sh", "-c", "echo "+want+" > /line.new && mv /line.new /line")
 		waitLine(t, lines, want, 5*time.Second)
 	}
 	select {
@@ -431,15 +435,35 @@ func (s *gatewaySuite) testExecMobyHalfClose(t *testing.T) {
 	}
 }
 
+// testAttach attaches to a container that waits for a line on stdin. The
+// docker CLI stops reading output once its stdin ends, so stdin stays open
+// until the answer has arrived.
 func (s *gatewaySuite) testAttach(t *testing.T) {
 	const name = "e2e-attach"
 	s.runContainer(t, name, "-i", s.image, "sh", "-c", "read line; echo got-$line")
-	r := s.cli.Run(strings.NewReader("ping\n"), "attach", name)
-	if r.Err != nil {
-		t.Fatalf("docker attach: %v\nstdout: %s\nstderr: %s", r.Err, r.Stdout, r.Stderr)
+	ctx := commandContext(t, time.Minute)
+	attach := s.cli.Command(ctx, "attach", name)
+	stdin, err := attach.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(r.Stdout); got != "got-ping" {
-		t.Errorf("docker attach printed %q, want %q", got, "got-ping")
+	stdout, err := attach.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	attach.Stderr = &stderr
+	if err := attach.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := lineReader(stdout)
+	if _, err := io.WriteString(stdin, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, lines, "got-ping", 10*time.Second)
+	stdin.Close()
+	if err := attach.Wait(); err != nil {
+		t.Errorf("docker attach ended with %v after the container exited\n%s", err, stderr.String())
 	}
 }
 
@@ -464,8 +488,8 @@ func (s *gatewaySuite) testCopy(t *testing.T) {
 	local := filepath.Join(dir, "in.bin")
 	want := writeRandomFile(t, local, 4<<20, 5)
 
-	s.cli.Must(t, "cp", local, name+":/tmp/in.bin")
-	out := s.cli.Must(t, "exec", name, "sha256sum", "/tmp/in.bin")
+	s.cli.Must(t, "cp", local, name+":/in.bin")
+	out := s.cli.Must(t, "exec", name, "sha256sum", "/in.bin")
 	if got := strings.Fields(out); len(got) == 0 || got[0] != want {
 		t.Errorf("sha256sum after docker cp into the container = %q, want %s", out, want)
 	}
@@ -474,7 +498,7 @@ func (s *gatewaySuite) testCopy(t *testing.T) {
 	if err := os.Mkdir(back, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s.cli.Must(t, "cp", name+":/tmp/in.bin", back)
+	s.cli.Must(t, "cp", name+":/in.bin", back)
 	data, err := os.ReadFile(filepath.Join(back, "in.bin"))
 	if err != nil {
 		t.Fatalf("docker cp out of the container wrote no file: %v", err)
