@@ -170,6 +170,13 @@ func checkHostConfig(rule *Rule, prefix string, hc *container.HostConfig, result
 	if found := checkMounts(rule, prefix, hc.Mounts, result); found != nil {
 		return found
 	}
+	// Legacy links copy the linked container's environment into the new
+	// one, so under ownership they may name only the client's containers.
+	for i, link := range hc.Links {
+		name, _, _ := strings.Cut(link, ":")
+		result.references = append(result.references,
+			referenced{Field: fmt.Sprintf("%sLinks[%d]", prefix, i), ID: strings.TrimPrefix(name, "/")})
+	}
 	for i, from := range hc.VolumesFrom {
 		id, _, _ := strings.Cut(from, ":")
 		if !rule.Lift.VolumesFrom {

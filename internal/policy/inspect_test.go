@@ -221,6 +221,16 @@ rules:
 			t.Errorf("exec: got %q, want e1", d.Exec)
 		}
 	})
+	t.Run("links become references", func(t *testing.T) {
+		body := `{"Image":"x","HostConfig":{"Links":["/db:db"]}}`
+		d := p.Decide(ciClient, classify(t, "POST", "/v1.41/containers/create"), []byte(body))
+		if !d.Allow {
+			t.Fatalf("got deny: %s", d.Message)
+		}
+		if len(d.Containers) != 1 || d.Containers[0].ID != "db" || d.Containers[0].Field != "HostConfig.Links[0]" {
+			t.Errorf("containers: got %v, want db from HostConfig.Links[0]", d.Containers)
+		}
+	})
 	t.Run("volumes from becomes reference", func(t *testing.T) {
 		body := `{"Image":"x","HostConfig":{"VolumesFrom":["data:ro"],"NetworkMode":"container:web"}}`
 		d := p.Decide(ciClient, classify(t, "POST", "/v1.41/containers/create"), []byte(body))
