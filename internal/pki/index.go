@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,4 +110,71 @@ func (idx *indexData) bySerial(serial string) int {
 		}
 	}
 	return -1
+}
+
+// adoptBundle lists in idx the certificate in the bundle folder of name
+// when it was signed by this CA and idx does not list it yet. Issuance
+// writes the bundle before the index, so a process killed in between
+// leaves such a certificate, and clients that read the state directory's
+// files can use it. Listing it makes it revocable by name. The adopted
+// record becomes the current one and supersedes the valid record it
+// replaces, which finishes the interrupted renewal. The caller holds the
+// lock.
+func (a *Authority) adoptBundle(idx *indexData, name string) error {
+	if ValidateName(name) != nil {
+		return nil
+	}
+	kinds := []Kind{KindClient, KindServer}
+	current := idx.current(name)
+	if current >= 0 {
+		kinds = []Kind{idx.Records[current].Kind}
+	}
+	for _, kind := range kinds {
+		path := BundlePaths(a.dir, kind, name).Cert
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		cert, err := parseCertPEM(data)
+		// Bundles of a CA that init --force replaced stay on disk, and
+		// they are not this CA's to list.
+		if err != nil || cert.CheckSignatureFrom(a.cert) != nil {
+			continue
+		}
+		rec := recordFromCert(kind, name, cert)
+		if idx.bySerial(rec.Serial) >= 0 {
+			continue
+		}
+		if current >= 0 && idx.Records[current].Status == StatusValid {
+			idx.Records[current].Status = StatusSuperseded
+		}
+		idx.Records = append(idx.Records, rec)
+		return nil
+	}
+	return nil
+}
+
+// recordFromCert returns the index record of an issued certificate.
+func recordFromCert(kind Kind, name string, cert *x509.Certificate) Record {
+	rec := Record{
+		Name:      name,
+		Kind:      kind,
+		Serial:    fmt.Sprintf("%x", cert.SerialNumber),
+		KeyType:   keyTypeOf(cert.PublicKey),
+		NotBefore: cert.NotBefore.UTC(),
+		NotAfter:  cert.NotAfter.UTC(),
+		Status:    StatusValid,
+	}
+	if kind == KindClient {
+		rec.Groups = cert.Subject.OrganizationalUnit
+	} else {
+		rec.DNSNames = cert.DNSNames
+		for _, ip := range cert.IPAddresses {
+			rec.IPs = append(rec.IPs, ip.String())
+		}
+	}
+	return rec
 }

@@ -134,6 +134,9 @@ func clientSpec(req ClientRequest) (leafSpec, error) {
 // issueNew issues spec unless a valid certificate of that name exists.
 func (a *Authority) issueNew(spec leafSpec) (Record, error) {
 	return a.withLock(func(idx *indexData) (Record, error) {
+		if err := a.adoptBundle(idx, spec.name); err != nil {
+			return Record{}, err
+		}
 		if i := idx.current(spec.name); i >= 0 {
 			r := idx.Records[i].withStatus(a.now())
 			if r.Status == StatusValid {
@@ -160,6 +163,9 @@ func (a *Authority) issueNew(spec leafSpec) (Record, error) {
 // end it at once. Revoked certificates cannot be renewed.
 func (a *Authority) Renew(name string) (Record, error) {
 	return a.withLock(func(idx *indexData) (Record, error) {
+		if err := a.adoptBundle(idx, name); err != nil {
+			return Record{}, err
+		}
 		i := idx.current(name)
 		if i < 0 {
 			return Record{}, fmt.Errorf("%w: no certificate named %q: issue one with 'dockmoat pki issue'", ErrNotFound, name)

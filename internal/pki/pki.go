@@ -16,7 +16,9 @@
 // Every file is written to a temporary file in the same folder, synced and
 // renamed into place, and keys are created with mode 0600. Issuance writes
 // the certificate and key files first and the index last, so a crash leaves
-// either the old index or the new one, never a partial one.
+// either the old index or the new one, never a partial one. A certificate
+// that a crash left on disk but not in the index is listed by the next
+// issue, renew or revoke of its name.
 package pki
 
 import (

@@ -923,3 +923,109 @@ func TestRevokeNameRevokesSuperseded(t *testing.T) {
 		t.Error("second Revoke of mallory succeeded, want an already revoked error")
 	}
 }
+
+// signWithoutIndex writes a new bundle for the client name and leaves the
+// index as it was, which is the state a process killed between the bundle
+// and the index write leaves behind.
+func signWithoutIndex(t *testing.T, a *Authority, name string, groups ...string) Record {
+	t.Helper()
+	spec, err := clientSpec(ClientRequest{Name: name, Groups: groups, KeyType: ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.signer(); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := a.loadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.sign(spec, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// A certificate whose bundle reached the disk before a crash must not
+// escape revocation by name, because clients may read it from the state
+// directory.
+func TestRevokeAdoptsInterruptedRenewal(t *testing.T) {
+	a, dir := newCA(t)
+	old, err := a.IssueClient(ClientRequest{Name: "mallory", KeyType: ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := signWithoutIndex(t, a, "mallory")
+	if got := fmtSerial(readCert(t, BundlePaths(dir, KindClient, "mallory").Cert)); got != orphan.Serial {
+		t.Fatalf("cert.pem serial = %s, want the unlisted serial %s", got, orphan.Serial)
+	}
+
+	revoked, err := a.Revoke("mallory", "keyCompromise")
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	var serials []string
+	for _, r := range revoked {
+		serials = append(serials, r.Serial)
+	}
+	if want := []string{orphan.Serial, old.Serial}; !slices.Equal(serials, want) {
+		t.Errorf("revoked serials = %v, want %v", serials, want)
+	}
+	crl, _, err := a.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onCRL := map[string]bool{}
+	for _, e := range crl.RevokedCertificateEntries {
+		onCRL[e.SerialNumber.Text(16)] = true
+	}
+	for _, serial := range []string{orphan.Serial, old.Serial} {
+		if !onCRL[serial] {
+			t.Errorf("serial %s is not on the CRL", serial)
+		}
+	}
+	records, err := a.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 2 {
+		t.Fatalf("List has %d records, want 2", len(records))
+	}
+	if got := records[1]; got.Serial != orphan.Serial || got.KeyType != ECDSAP256 || !got.NotAfter.Equal(orphan.NotAfter) {
+		t.Errorf("adopted record = %+v, want serial %s, key type %s, NotAfter %v", got, orphan.Serial, ECDSAP256, orphan.NotAfter)
+	}
+}
+
+// Renewing after an interrupted renewal supersedes the certificate that
+// reached the disk, so it is listed and can be revoked by serial.
+func TestRenewAdoptsInterruptedRenewal(t *testing.T) {
+	a, _ := newCA(t)
+	if _, err := a.IssueClient(ClientRequest{Name: "alice", Groups: []string{"dev"}, KeyType: ECDSAP256}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := signWithoutIndex(t, a, "alice", "dev")
+	renewed, err := a.Renew("alice")
+	if err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	records, err := a.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range records {
+		got = append(got, r.Status)
+	}
+	if want := []string{StatusSuperseded, StatusSuperseded, StatusValid}; !slices.Equal(got, want) {
+		t.Fatalf("statuses = %v, want %v", got, want)
+	}
+	if records[1].Serial != orphan.Serial || !slices.Equal(records[1].Groups, []string{"dev"}) {
+		t.Errorf("adopted record = %+v, want serial %s with group dev", records[1], orphan.Serial)
+	}
+	if records[2].Serial != renewed.Serial {
+		t.Errorf("current serial = %s, want %s", records[2].Serial, renewed.Serial)
+	}
+}

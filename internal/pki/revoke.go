@@ -107,6 +107,9 @@ func (a *Authority) revocationTargets(idx *indexData, nameOrSerial string) ([]in
 			return []int{i}, nil
 		}
 	}
+	if err := a.adoptBundle(idx, nameOrSerial); err != nil {
+		return nil, err
+	}
 	current := idx.current(nameOrSerial)
 	if current < 0 {
 		return nil, fmt.Errorf("%w: no certificate with name or serial %q: see 'dockmoat pki list'", ErrNotFound, nameOrSerial)
