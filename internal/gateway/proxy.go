@@ -99,7 +99,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
 		// request body must stay possible after the response has started.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
-	resp, err := s.upstream.transport.RoundTrip(out)
+	resp, err := s.upstream.roundTrip(out)
 	if err != nil {
 		s.upstreamFailed(w, r, ex, err)
 		return

@@ -260,3 +260,68 @@ func TestAPIVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestPooledConnectionAfterDaemonRestart sends a request without a body
+// after the daemon has closed the pooled connection it would reuse, as
+// after a dockerd restart, and expects it to reach the new daemon.
+func TestPooledConnectionAfterDaemonRestart(t *testing.T) {
+	files := newTestFiles(t)
+	dir, err := os.MkdirTemp("", "gw-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	socket := filepath.Join(dir, "docker.sock")
+	serve := func() *http.Server {
+		ln, err := net.Listen("unix", socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "OK") })
+		mux.HandleFunc("/containers/c1/start", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		})
+		srv := &http.Server{Handler: mux}
+		go srv.Serve(ln)
+		return srv
+	}
+	first := serve()
+	g := startGateway(t, files, socket, nil)
+	client := g.client(files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	for _, step := range []struct{ method, path string }{
+		{http.MethodGet, "/_ping"},
+		{http.MethodPost, "/containers/c1/start"},
+	} {
+		resp, err := client.Do(mustRequest(t, http.MethodGet, g.url("/_ping")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+
+		first.Close()
+		os.Remove(socket)
+		first = serve()
+
+		resp, err = client.Do(mustRequest(t, step.method, g.url(step.path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Errorf("%s %s after restart: status %d, want the new daemon's response", step.method, step.path, resp.StatusCode)
+		}
+	}
+	first.Close()
+}
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}

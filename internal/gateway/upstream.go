@@ -15,6 +15,7 @@ type upstream struct {
 	url       string
 	dialer    net.Dialer
 	transport *http.Transport
+	pool      connPool
 }
 
 // upstreamHost is the Host of the URL of every forwarded request. The
@@ -22,7 +23,7 @@ type upstream struct {
 const upstreamHost = "docker"
 
 func newUpstream(socket string, idleConns int) *upstream {
-	u := &upstream{socket: socket, url: "unix://" + socket}
+	u := &upstream{socket: socket, url: "unix://" + socket, pool: connPool{max: idleConns}}
 	u.dialer.Timeout = 5 * time.Second
 	u.transport = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -44,6 +45,17 @@ func (u *upstream) dial(ctx context.Context) (net.Conn, error) {
 	return u.dialer.DialContext(ctx, "unix", u.socket)
 }
 
+// roundTrip sends out and returns the daemon's response. Requests with a
+// body go through http.Transport, which can send the body while the
+// response arrives.
+func (u *upstream) roundTrip(out *http.Request) (*http.Response, error) {
+	if out.Body == nil {
+		return u.roundTripNoBody(out.Context(), out)
+	}
+	return u.transport.RoundTrip(out)
+}
+
 func (u *upstream) closeIdle() {
 	u.transport.CloseIdleConnections()
+	u.pool.closeAll()
 }

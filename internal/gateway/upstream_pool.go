@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// pooledConn is a keep-alive connection to the Docker socket with its
+// buffers, reused for requests without a body.
+type pooledConn struct {
+	net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+// connPool holds idle connections to the Docker socket. Requests without a
+// body, which are most API calls, are written and their responses read on
+// the handler's own goroutine, which saves the two goroutine hand-offs per
+// request of http.Transport.
+type connPool struct {
+	mu   sync.Mutex
+	idle []*pooledConn
+	max  int
+}
+
+func (p *connPool) get() *pooledConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	c := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	return c
+}
+
+func (p *connPool) put(c *pooledConn) {
+	p.mu.Lock()
+	if len(p.idle) < p.max {
+		p.idle = append(p.idle, c)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	c.Close()
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// roundTripNoBody sends out, which has no body, and returns the response.
+// The response body returns the connection to the pool once read to the
+// end. A reused connection that fails before any response byte arrives is
+// retried once on a new one when nothing can have reached the daemon: a
+// write error, or a replayable method (GET, HEAD, OPTIONS).
+func (u *upstream) roundTripNoBody(ctx context.Context, out *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		c := u.pool.get()
+		reused := c != nil
+		if !reused {
+			conn, err := u.dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c = &pooledConn{Conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn)}
+		}
+
+		stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+		wrote, resp, err := exchangeOn(c, out)
+		if err == nil {
+			resp.Body = &pooledBody{ReadCloser: resp.Body, conn: c, pool: &u.pool, stop: stop, keep: !resp.Close}
+			return resp, nil
+		}
+		stop()
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !reused || attempt > 0 || !(!wrote || isReplayable(out.Method)) || !isStaleConnError(err) {
+			return nil, err
+		}
+	}
+}
+
+func exchangeOn(c *pooledConn, out *http.Request) (wrote bool, resp *http.Response, err error) {
+	if err := out.Write(c.bw); err != nil {
+		return false, nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return false, nil, err
+	}
+	resp, err = http.ReadResponse(c.br, out)
+	return true, resp, err
+}
+
+func isReplayable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// isStaleConnError reports whether err is how a keep-alive connection that
+// the daemon closed while idle fails, for example after a dockerd restart.
+func isStaleConnError(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// pooledBody is a response body that returns its connection to the pool
+// when read to the end, and closes it otherwise.
+type pooledBody struct {
+	io.ReadCloser
+	conn *pooledConn
+	pool *connPool
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.release(true)
+	}
+	return n, err
+}
+
+func (b *pooledBody) Close() error {
+	if !b.done {
+		b.done = true
+		b.release(false)
+	}
+	return nil
+}
+
+// release pools the connection when the body ended cleanly, the daemon
+// allows keep-alive and the cancel hook has not fired, and closes it
+// otherwise.
+func (b *pooledBody) release(complete bool) {
+	if b.stop() && complete && b.keep && b.conn.br.Buffered() == 0 {
+		b.pool.put(b.conn)
+		return
+	}
+	b.conn.Close()
+}
