@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/dockmoat/dockmoat/internal/dockertest"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // policySuite is one private dockerd behind one gateway that serves a
@@ -57,6 +59,7 @@ func TestPolicy(t *testing.T) {
 
 	t.Run("ci builds and runs", s.testCIWorks)
 	t.Run("ci escapes through CLI", s.testCIEscapesCLI)
+	t.Run("ci moby client", s.testCIMobyClient)
 	t.Run("ci privileged exec", s.testCIPrivilegedExec)
 	t.Run("ci escapes through raw requests", s.testCIEscapesRaw)
 	t.Run("ci chunked body forwarded", s.testChunkedAllowed)
@@ -171,6 +174,31 @@ func (s *policySuite) testCIEscapesCLI(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// testCIMobyClient creates containers with the moby Go client, which sends
+// every HostConfig field with falsy values, and a privileged one.
+func (s *policySuite) testCIMobyClient(t *testing.T) {
+	ctx := commandContext(t, time.Minute)
+	c := mobyClient(t, s.gw.Host, s.ci)
+
+	s.removeLater(t, "ci-moby")
+	_, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:       "ci-moby",
+		Config:     &container.Config{Image: s.image, Cmd: []string{"true"}},
+		HostConfig: &container.HostConfig{Privileged: false, CapAdd: nil, NetworkMode: "none"},
+	})
+	if err != nil {
+		t.Fatalf("ContainerCreate with falsy values: %v", err)
+	}
+
+	_, err = c.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: s.image, Cmd: []string{"true"}},
+		HostConfig: &container.HostConfig{Privileged: true},
+	})
+	if err == nil || !strings.Contains(err.Error(), "dockmoat:") {
+		t.Errorf("privileged ContainerCreate: got error %v, want a dockmoat denial", err)
 	}
 }
 
