@@ -71,12 +71,16 @@ func yamlError(source string, err error) error {
 	if errors.As(err, &typeErr) {
 		return &ParseError{File: source, Line: 1, Err: strings.Join(typeErr.Errors, "; ")}
 	}
+	// yaml.v3 syntax errors read "yaml: line N: message".
 	line := 1
-	text := err.Error()
-	if _, after, ok := strings.Cut(text, "line "); ok {
-		fmt.Sscanf(after, "%d", &line)
+	text := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(text, "line "); ok {
+		number, message, found := strings.Cut(rest, ": ")
+		if _, scanErr := fmt.Sscanf(number, "%d", &line); scanErr == nil && found {
+			text = message
+		}
 	}
-	return &ParseError{File: source, Line: line, Err: strings.TrimPrefix(text, "yaml: ")}
+	return &ParseError{File: source, Line: line, Err: text}
 }
 
 type parser struct {
@@ -219,8 +223,11 @@ func (p *parser) lift(node *yaml.Node, field string, lift *Lift) error {
 }
 
 func (p *parser) scalar(node *yaml.Node, field string, out *string) error {
-	if node.Kind != yaml.ScalarNode || node.Tag != "!!str" {
+	if node.Kind != yaml.ScalarNode {
 		return p.fail(node, field, "expected a string")
+	}
+	if node.Tag != "!!str" {
+		return p.fail(node, field, "expected a string, got %s %q: quote the value", strings.TrimPrefix(node.Tag, "!!"), node.Value)
 	}
 	*out = node.Value
 	return nil

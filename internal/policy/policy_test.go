@@ -51,7 +51,8 @@ func TestParseErrors(t *testing.T) {
 		{"root bind path", "rules:\n  - name: a\n    groups: [x]\n    presets: [ci]\n    lift:\n      bind_paths: [/]\n", `host path "/" would allow every bind mount`},
 		{"bad pattern", "rules:\n  - name: a\n    clients: [\"ci-[\"]\n    presets: [ci]\n", `rules[0].clients[0]: invalid pattern "ci-["`},
 		{"duplicate rule name", "rules:\n  - name: a\n    groups: [x]\n    presets: [ci]\n  - name: a\n    groups: [y]\n    presets: [ci]\n", `test.yaml:5: rules[1].name: rule name "a" is already used on line 2`},
-		{"yaml syntax", "rules:\n  - name: [\n", "test.yaml:"},
+		{"yaml syntax", "rules:\n  - name: [\n", "test.yaml:2: did not find expected node content"},
+		{"number as name", "rules:\n  - name: 5\n    groups: [x]\n    presets: [ci]\n", `test.yaml:2: rules[0].name: expected a string, got int "5": quote the value`},
 		{"duplicate yaml key", "rules:\n  - name: a\n    name: b\n    groups: [x]\n    presets: [ci]\n", "test.yaml:3: rules[0].name: duplicate key, first set on line 2"},
 	}
 	for _, tt := range tests {
