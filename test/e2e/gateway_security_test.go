@@ -56,6 +56,40 @@ func (s *gatewaySuite) testPlainHTTP(t *testing.T) {
 	s.gw.waitLog(t, liveChangeTimeout, "TLS handshake failed", "plain_http")
 }
 
+// testTLSSettings checks the protocol versions and ALPN the gateway
+// accepts, and that a connection that sends nothing is closed after the
+// header timeout the suite sets.
+func (s *gatewaySuite) testTLSSettings(t *testing.T) {
+	config := bundleTLSConfig(t, s.admin)
+	config.NextProtos = []string{"h2", "http/1.1"}
+	conn, err := tls.Dial("tcp", s.gw.Addr, config)
+	if err != nil {
+		t.Fatalf("handshake offering h2 and http/1.1: %v", err)
+	}
+	if got := conn.ConnectionState().NegotiatedProtocol; got != "http/1.1" {
+		t.Errorf("negotiated ALPN protocol = %q, want http/1.1", got)
+	}
+	conn.Close()
+
+	old := bundleTLSConfig(t, s.admin)
+	old.MinVersion = tls.VersionTLS10
+	old.MaxVersion = tls.VersionTLS11
+	if conn, err := tls.Dial("tcp", s.gw.Addr, old); err == nil {
+		conn.Close()
+		t.Error("handshake with TLS 1.1 succeeded, want TLS 1.2 or later required")
+	}
+
+	idle := dialRaw(t, s.gw.Addr)
+	_ = idle.SetDeadline(time.Now().Add(suiteHeaderTimeout + 5*time.Second))
+	start := time.Now()
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Error("a connection that sent nothing received data")
+	} else if elapsed := time.Since(start); elapsed > suiteHeaderTimeout+2*time.Second {
+		t.Errorf("silent connection closed after %s (%v), want about the header timeout of %s",
+			elapsed.Round(time.Millisecond), err, suiteHeaderTimeout)
+	}
+}
+
 // testNoClientCertificate connects with the right CA but no certificate.
 // With TLS 1.3 the client sees the refusal only on its first read.
 func (s *gatewaySuite) testNoClientCertificate(t *testing.T) {

@@ -38,6 +38,10 @@ type gatewaySuite struct {
 	image string
 }
 
+// suiteHeaderTimeout is the suite gateway's --header-timeout, short so that
+// the test of a silent client is quick.
+const suiteHeaderTimeout = 3 * time.Second
+
 // TestGateway drives every everyday docker command, the moby Go client,
 // refused clients, live revocation and reload, audit, metrics, a dockerd
 // restart and graceful shutdown through one gateway. Subtests that disturb
@@ -62,6 +66,8 @@ func TestGateway(t *testing.T) {
 	t.Run("network", s.testNetwork)
 	t.Run("dockerfile image", s.testDockerfileImage)
 
+	t.Run("up prints connection", s.testUpOutput)
+	t.Run("TLS versions ALPN timeout", s.testTLSSettings)
 	t.Run("plain HTTP on TLS port", s.testPlainHTTP)
 	t.Run("no client certificate", s.testNoClientCertificate)
 	t.Run("certificate from other CA", s.testOtherCA)
@@ -86,7 +92,8 @@ func newGatewaySuite(t *testing.T) *gatewaySuite {
 	dockertest.BusyboxImage(t, s.direct, s.image)
 
 	stateDir := filepath.Join(t.TempDir(), "state")
-	s.gw = startGatewayProcess(t, "up", d, stateDir)
+	s.gw = startGatewayProcess(t, "up", d, stateDir,
+		"--header-timeout", suiteHeaderTimeout.String())
 	s.admin = s.gw.waitAdminBundle(t)
 	s.gw.waitReady(t, s.admin)
 	s.cli = dockertest.NewCLI(t, s.gw.Host, s.admin)
@@ -94,6 +101,25 @@ func newGatewaySuite(t *testing.T) *gatewaySuite {
 	// instead of the default two, which keeps the file's run time bounded.
 	s.cli.Timeout = time.Minute
 	return s
+}
+
+// testUpOutput checks that dockmoat up printed where the admin bundle is
+// and the three ways to connect with it.
+func (s *gatewaySuite) testUpOutput(t *testing.T) {
+	log := s.gw.Log()
+	for _, want := range []string{
+		s.admin,
+		"docker --tlsverify --tlscacert=" + filepath.Join(s.admin, "ca.pem"),
+		"-H " + s.gw.Host,
+		"docker context create",
+		"export DOCKER_HOST=" + s.gw.Host,
+		"export DOCKER_TLS_VERIFY=1",
+		"export DOCKER_CERT_PATH=" + s.admin,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("dockmoat up output does not contain %q\n%s", want, log)
+		}
+	}
 }
 
 // runContainer starts a detached container through the gateway and removes
