@@ -52,9 +52,9 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 	ipFlags, _ := cmd.Flags().GetStringArray("ip")
 	var ips []net.IP
 	for _, s := range ipFlags {
-		ip := net.ParseIP(s)
-		if ip == nil {
-			return usageError(fmt.Errorf("invalid --ip %q: not an IP address", s), "pass an IPv4 or IPv6 address such as 192.0.2.10, or use --dns for a host name")
+		ip, err := pki.ParseIP(s)
+		if err != nil {
+			return usageError(fmt.Errorf("invalid --ip: %w", err), "pass an IPv4 or IPv6 address such as 192.0.2.10, or use --dns for a host name")
 		}
 		ips = append(ips, ip)
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // namePattern is the form of certificate names: it is a valid subject CN and
@@ -52,6 +53,9 @@ func validateDNSName(name string) error {
 	if host == "" || len(name) > 253 {
 		return invalidInput(fmt.Errorf("invalid DNS name %q", name))
 	}
+	if strings.ContainsFunc(name, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return invalidInput(fmt.Errorf("invalid DNS name %q: write an internationalized name in its ASCII form (xn--...), as clients compare that form", name))
+	}
 	for _, label := range strings.Split(host, ".") {
 		if !dnsLabel.MatchString(label) {
 			return invalidInput(fmt.Errorf("invalid DNS name %q: labels are letters, digits and '-'", name))
@@ -82,6 +86,9 @@ func normalizeSANs(dnsNames []string, ips []net.IP) ([]string, []net.IP, error) 
 			addIP(ip)
 			continue
 		}
+		if err := checkZone(name); err != nil {
+			return nil, nil, err
+		}
 		if err := validateDNSName(name); err != nil {
 			return nil, nil, err
 		}
@@ -98,6 +105,29 @@ func normalizeSANs(dnsNames []string, ips []net.IP) ([]string, []net.IP, error) 
 		addIP(ip)
 	}
 	return outDNS, outIPs, nil
+}
+
+// ParseIP parses an address for an IP SAN. An address with a zone, such
+// as "fe80::1%eth0", gets an error that says to remove the zone.
+func ParseIP(s string) (net.IP, error) {
+	if err := checkZone(s); err != nil {
+		return nil, err
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, invalidInput(fmt.Errorf("invalid IP address %q", s))
+	}
+	return ip, nil
+}
+
+// checkZone rejects an IP address with a zone. Certificates have no field
+// for a zone, and clients match the address without it.
+func checkZone(s string) error {
+	addr, zone, ok := strings.Cut(s, "%")
+	if !ok || net.ParseIP(addr) == nil {
+		return nil
+	}
+	return invalidInput(fmt.Errorf("invalid IP address %q: remove the zone %q, because a certificate cannot contain one", s, "%"+zone))
 }
 
 // DefaultServerNames returns the names a server certificate gets when the

@@ -1029,3 +1029,32 @@ func TestRenewAdoptsInterruptedRenewal(t *testing.T) {
 		t.Errorf("current serial = %s, want %s", records[2].Serial, renewed.Serial)
 	}
 }
+
+// Errors for names that are almost valid say what to change: a zone
+// cannot be part of an IP SAN, and a DNS SAN holds the ASCII (xn--) form
+// of an internationalized name.
+func TestSANErrorsNameTheFix(t *testing.T) {
+	tests := []struct {
+		name string
+		dns  string
+		want string
+	}{
+		{"IPv6 with zone", "fe80::1%eth0", `remove the zone "%eth0"`},
+		{"IPv4 with zone", "192.0.2.1%1", `remove the zone "%1"`},
+		{"unicode name", "bücher.example", "xn--"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := normalizeSANs([]string{tt.dns}, nil)
+			if err == nil {
+				t.Fatalf("normalizeSANs(%q) succeeded, want an error", tt.dns)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("normalizeSANs(%q) error = %q, want it to contain %q", tt.dns, err, tt.want)
+			}
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Errorf("normalizeSANs(%q) error is not ErrInvalidInput", tt.dns)
+			}
+		})
+	}
+}

@@ -237,7 +237,7 @@ func TestPKIBadInputWritesNothing(t *testing.T) {
 		{"days zero server", plain, []string{"pki", "issue", "server", "--days", "0"}, 2,
 			[]string{"invalid --days 0"}},
 		{"malformed IP", plain, []string{"pki", "issue", "server", "--ip", "10.0.0.256"}, 2,
-			[]string{`invalid --ip "10.0.0.256": not an IP address`}},
+			[]string{`invalid --ip: invalid IP address "10.0.0.256"`}},
 		{"bad DNS name", plain, []string{"pki", "issue", "server", "--dns", "bad_name.example"}, 2,
 			[]string{`invalid DNS name "bad_name.example"`}},
 		{"bad client name", plain, []string{"pki", "issue", "client", "../etc"}, 2,
