@@ -337,7 +337,7 @@ func waitAudit(t testing.TB, path string, match func(auditRecord) bool) auditRec
 		}
 		if time.Now().After(deadline) {
 			data, _ := os.ReadFile(path)
-			t.Fatalf("no matching audit record within 5 s; the log holds:\n%s", data)
+			t.Fatalf("no matching audit record within 5 s; the log contains:\n%s", data)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

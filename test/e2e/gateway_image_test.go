@@ -19,7 +19,7 @@ const repoRoot = "../.."
 
 // testDockerfileImage builds the offline Dockerfile.release through the
 // gateway, checks the image configuration, and runs the image as a
-// gateway in front of the same daemon, as its documentation says.
+// gateway in front of the same daemon, as the Dockerfile comments describe.
 func (s *gatewaySuite) testDockerfileImage(t *testing.T) {
 	buildContext := t.TempDir()
 	buildStaticBinary(t, filepath.Join(buildContext, "dockmoat"))

@@ -157,7 +157,7 @@ func certificateSerial(t testing.TB, path string) string {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
+		t.Fatalf("%s contains no PEM block", path)
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
@@ -167,7 +167,7 @@ func certificateSerial(t testing.TB, path string) string {
 }
 
 // testMetrics checks the Prometheus page by content after the subtests
-// before it made requests, uploads, a denial and refused handshakes.
+// before it made requests, uploads, a denial and rejected handshakes.
 func (s *gatewaySuite) testMetrics(t *testing.T) {
 	samples := scrapeMetrics(t, s.gw.MetricsAddr)
 	atLeast := []struct {
@@ -202,7 +202,7 @@ func (s *gatewaySuite) testMetrics(t *testing.T) {
 	}
 }
 
-// testGracefulShutdown runs a second gateway on the same state, holds a
+// testGracefulShutdown runs a second gateway on the same state, keeps a
 // request in flight and an endless event stream, and sends SIGTERM. The
 // request must finish, and the stream must be closed after the drain time.
 func (s *gatewaySuite) testGracefulShutdown(t *testing.T) {
@@ -223,7 +223,7 @@ func (s *gatewaySuite) testGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// New connections are refused once the listener has closed.
+	// New connections fail once the listener has closed.
 	deadline := time.Now().Add(liveChangeTimeout)
 	for {
 		conn, err := net.DialTimeout("tcp", g.Addr, time.Second)

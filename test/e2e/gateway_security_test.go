@@ -32,7 +32,7 @@ func (s *gatewaySuite) testPlainHTTP(t *testing.T) {
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatalf("read answer to plain HTTP: %v", err)
+		t.Fatalf("read the response to plain HTTP: %v", err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -165,13 +165,14 @@ func (s *gatewaySuite) testOtherCA(t *testing.T) {
 	}
 	for _, rec := range readAudit(t, s.gw.AuditLog) {
 		if rec.str("client") == "intruder" {
-			t.Errorf("audit log has a record for the refused client: %v", rec)
+			t.Errorf("audit log has a record for the rejected client: %v", rec)
 		}
 	}
 }
 
-// testNonAdminDenied checks that a client the built-in rule does not allow
-// gets a Docker-style 403 that the CLI prints, and an audit record.
+// testNonAdminDenied checks that a client in no group, which no rule
+// allows to list containers, gets a Docker-style 403 that the CLI prints,
+// and an audit record.
 func (s *gatewaySuite) testNonAdminDenied(t *testing.T) {
 	viewer := issueClient(t, s.gw.StateDir, "e2e-viewer")
 	r := dockertest.NewCLI(t, s.gw.Host, viewer).Run(nil, "ps")
@@ -206,8 +207,8 @@ func (s *gatewaySuite) testNonAdminDenied(t *testing.T) {
 	}
 }
 
-// testRevocation revokes a client that holds an event stream and an exec
-// session open, then expects both closed and new handshakes refused.
+// testRevocation revokes a client that keeps an event stream and an exec
+// session open, then expects both closed and new handshakes rejected.
 func (s *gatewaySuite) testRevocation(t *testing.T) {
 	bundle := issueClient(t, s.gw.StateDir, "e2e-revokee", "admin")
 	id := s.runSleeper(t, "e2e-revocation")
@@ -251,7 +252,7 @@ func (s *gatewaySuite) testRevocation(t *testing.T) {
 	resp, err := httpClient.Get("https://" + s.gw.Addr + "/_ping")
 	if err == nil {
 		resp.Body.Close()
-		t.Errorf("new request with the revoked certificate got %s, want a refused handshake", resp.Status)
+		t.Errorf("new request with the revoked certificate got %s, want a rejected handshake", resp.Status)
 	}
 	s.gw.waitLog(t, liveChangeTimeout, "TLS handshake failed", "revoked", "e2e-revokee")
 	if n := handshakeFailures(t, s.gw, "revoked"); n < 1 {

@@ -43,7 +43,7 @@ type gatewaySuite struct {
 const suiteHeaderTimeout = 3 * time.Second
 
 // TestGateway drives every everyday docker command, the moby Go client,
-// refused clients, live revocation and reload, audit, metrics, a dockerd
+// rejected clients, live revocation and reload, audit, metrics, a dockerd
 // restart and graceful shutdown through one gateway. Subtests that disturb
 // the gateway or the daemon run last.
 func TestGateway(t *testing.T) {
@@ -332,8 +332,9 @@ func (s *gatewaySuite) testContainerLifecycle(t *testing.T) {
 }
 
 // testLogsFollow checks that docker logs -f delivers each line while the
-// container is still running, one line at a time: the test makes the
-// container print the next line only after it has read the previous one.
+// container is still running. The container prints the next line only after
+// the test has read the previous one, so buffering in the gateway would
+// stall the test.
 func (s *gatewaySuite) testLogsFollow(t *testing.T) {
 	const name = "e2e-logs-follow"
 	// The busybox image has no /tmp, so the files live in /.
@@ -463,7 +464,7 @@ func (s *gatewaySuite) testExecMobyHalfClose(t *testing.T) {
 
 // testAttach attaches to a container that waits for a line on stdin. The
 // docker CLI stops reading output once its stdin ends, so stdin stays open
-// until the answer has arrived.
+// until the reply has arrived.
 func (s *gatewaySuite) testAttach(t *testing.T) {
 	const name = "e2e-attach"
 	s.runContainer(t, name, "-i", s.image, "sh", "-c", "read line; echo got-$line")
@@ -576,8 +577,8 @@ func (s *gatewaySuite) testEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := mobyClient(t, s.gw.Host, s.admin)
-	// Events returns once the daemon has answered, so the subscription is
-	// in place before the volume is created.
+	// Events returns once the response header has arrived, so the
+	// subscription is in place before the volume is created.
 	stream := c.Events(ctx, client.EventsListOptions{
 		Filters: make(client.Filters).Add("type", "volume"),
 	})
@@ -620,8 +621,9 @@ func (s *gatewaySuite) testVolume(t *testing.T) {
 	}
 }
 
-// testNetwork creates an internal bridge network: no container joins it and
-// dockerd runs without iptables rules, so no traffic leaves the host.
+// testNetwork creates an internal bridge network, which adds a Linux bridge
+// to the host until it is removed. No container joins it and dockerd runs
+// without iptables rules, so it carries no traffic.
 func (s *gatewaySuite) testNetwork(t *testing.T) {
 	const name = "e2e-network"
 	id := s.cli.Must(t, "network", "create", "--internal", name)
