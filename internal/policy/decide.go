@@ -145,7 +145,7 @@ func evaluate(rule *Rule, id identity.Identity, req *dockerapi.Request, body []b
 // owner filter to container list and prune queries.
 //
 // NOTE: system.events and system.df are not filtered, so a client that may
-// call them still sees the names and IDs of other clients' containers.
+// call them can still read the names and IDs of other clients' containers.
 func withOwnership(decision Decision, req *dockerapi.Request, body []byte) Decision {
 	var err error
 	switch req.Operation {

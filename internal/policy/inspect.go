@@ -159,6 +159,7 @@ func checkHostConfig(rule *Rule, prefix string, hc *container.HostConfig, result
 	if found := checkSecurity(rule, prefix, hc); found != nil {
 		return found
 	}
+
 	for name := range hc.Sysctls {
 		if !matchAny(rule.Lift.Sysctls, name) {
 			return deny(prefix+"Sysctls", "sets %q, which the rule does not allow", name)
@@ -170,6 +171,7 @@ func checkHostConfig(rule *Rule, prefix string, hc *container.HostConfig, result
 	if found := checkMounts(rule, prefix, hc.Mounts, result); found != nil {
 		return found
 	}
+
 	// Legacy links copy the linked container's environment into the new
 	// one, so under ownership they may name only the client's containers.
 	for i, link := range hc.Links {
