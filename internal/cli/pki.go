@@ -84,6 +84,9 @@ func runPKIInit(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkStateDirIsFolder(dir); err != nil {
+		return err
+	}
 
 	a, err := pki.Init(dir, pki.InitOptions{Name: name, KeyType: keyType, Days: days, Passphrase: passphrase, Force: force})
 	if errors.Is(err, pki.ErrExists) {
@@ -179,6 +182,9 @@ func openCA(cmd *cobra.Command) (*pki.Authority, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStateDirIsFolder(dir); err != nil {
+		return nil, err
+	}
 	a, err := pki.Open(dir)
 	if errors.Is(err, pki.ErrNoCA) {
 		return nil, failure(err, "create one with 'dockmoat pki init', or pass --dir DIR or set DOCKMOAT_DIR to the folder that contains ca.pem")
@@ -187,6 +193,16 @@ func openCA(cmd *cobra.Command) (*pki.Authority, error) {
 		return nil, failure(err, "restore the state directory from a backup, or create a new CA with 'dockmoat pki init --force'")
 	}
 	return a, nil
+}
+
+// checkStateDirIsFolder rejects a state directory path that exists and is
+// not a folder. A missing one is fine: init creates it.
+func checkStateDirIsFolder(dir string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return usageError(fmt.Errorf("state directory %s is a file, not a folder", dir),
+			"pass --dir DIR or set DOCKMOAT_DIR to a folder")
+	}
+	return nil
 }
 
 // unlockCA loads the CA key of a, decrypting it with the passphrase from

@@ -167,3 +167,24 @@ func TestPKIRevokeWarnsDockerdIgnoresCRL(t *testing.T) {
 		t.Errorf("revoke stderr = %q, want no dockerd warning once the dockerd certificate is revoked", r.stderr)
 	}
 }
+
+// A state directory path that names a file gets an error that says so,
+// not the advice to restore a backup or replace the CA.
+func TestPKIStateDirIsFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"pki", "init"}, {"pki", "list"}, {"pki", "issue", "client", "alice"}} {
+		r := runDockmoat(t, "", append([]string{"--dir", file}, args...)...)
+		if r.code != 2 {
+			t.Errorf("%s: exit code %d, want 2\nstderr: %s", strings.Join(args, " "), r.code, r.stderr)
+		}
+		if want := "is a file, not a folder"; !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: stderr = %q, want %q", strings.Join(args, " "), r.stderr, want)
+		}
+		if strings.Contains(r.stderr, "init --force") {
+			t.Errorf("%s: stderr = %q, want no advice to replace the CA", strings.Join(args, " "), r.stderr)
+		}
+	}
+}
