@@ -123,31 +123,32 @@ func (s *policySuite) testCIWorks(t *testing.T) {
 }
 
 // escapeCases are docker CLI commands that a ci client must not run, with
-// the request field that the denial must name.
+// the request field that the denial must name. They run without --rm, so a
+// container that got through stays for checkNoEscapedContainers.
 var escapeCases = []struct {
 	name  string
 	args  []string
 	field string
 }{
-	{"privileged", []string{"run", "--rm", "--privileged", "IMAGE", "true"}, "HostConfig.Privileged"},
-	{"host bind", []string{"run", "--rm", "-v", "/:/host", "IMAGE", "true"}, "HostConfig.Binds[0]"},
-	{"host bind mount", []string{"run", "--rm", "--mount", "type=bind,src=/etc,dst=/h", "IMAGE", "true"}, "HostConfig.Mounts[0]"},
-	{"host pid", []string{"run", "--rm", "--pid", "host", "IMAGE", "true"}, "HostConfig.PidMode"},
-	{"host network", []string{"run", "--rm", "--network", "host", "IMAGE", "true"}, "HostConfig.NetworkMode"},
-	{"host ipc", []string{"run", "--rm", "--ipc", "host", "IMAGE", "true"}, "HostConfig.IpcMode"},
-	{"host uts", []string{"run", "--rm", "--uts", "host", "IMAGE", "true"}, "HostConfig.UTSMode"},
-	{"host userns", []string{"run", "--rm", "--userns", "host", "IMAGE", "true"}, "HostConfig.UsernsMode"},
-	{"added capability", []string{"run", "--rm", "--cap-add", "SYS_ADMIN", "IMAGE", "true"}, "HostConfig.CapAdd[0]"},
-	{"all capabilities", []string{"run", "--rm", "--cap-add", "ALL", "IMAGE", "true"}, "HostConfig.CapAdd[0]"},
-	{"device", []string{"run", "--rm", "--device", "/dev/null:/dev/x", "IMAGE", "true"}, "HostConfig.Devices"},
-	{"device cgroup rule", []string{"run", "--rm", "--device-cgroup-rule", "a *:* rwm", "IMAGE", "true"}, "HostConfig.DeviceCgroupRules"},
-	{"unconfined seccomp", []string{"run", "--rm", "--security-opt", "seccomp=unconfined", "IMAGE", "true"}, "HostConfig.SecurityOpt[0]"},
-	{"unconfined apparmor", []string{"run", "--rm", "--security-opt", "apparmor=unconfined", "IMAGE", "true"}, "HostConfig.SecurityOpt[0]"},
-	{"unmasked system paths", []string{"run", "--rm", "--security-opt", "systempaths=unconfined", "IMAGE", "true"}, "HostConfig.MaskedPaths"},
-	{"sysctl", []string{"run", "--rm", "--sysctl", "kernel.shm_rmid_forced=1", "IMAGE", "true"}, "HostConfig.Sysctls"},
-	{"volumes from", []string{"run", "--rm", "--volumes-from", "admin-box", "IMAGE", "true"}, "HostConfig.VolumesFrom[0]"},
-	{"existing host path volume", []string{"run", "--rm", "-v", "admin-hostetc:/h", "IMAGE", "true"}, "HostConfig.Binds[0]"},
-	{"existing host path volume mount", []string{"run", "--rm", "--mount", "src=admin-hostetc,dst=/h", "IMAGE", "true"}, "HostConfig.Mounts[0]"},
+	{"privileged", []string{"run", "--privileged", "IMAGE", "true"}, "HostConfig.Privileged"},
+	{"host bind", []string{"run", "-v", "/:/host", "IMAGE", "true"}, "HostConfig.Binds[0]"},
+	{"host bind mount", []string{"run", "--mount", "type=bind,src=/etc,dst=/h", "IMAGE", "true"}, "HostConfig.Mounts[0]"},
+	{"host pid", []string{"run", "--pid", "host", "IMAGE", "true"}, "HostConfig.PidMode"},
+	{"host network", []string{"run", "--network", "host", "IMAGE", "true"}, "HostConfig.NetworkMode"},
+	{"host ipc", []string{"run", "--ipc", "host", "IMAGE", "true"}, "HostConfig.IpcMode"},
+	{"host uts", []string{"run", "--uts", "host", "IMAGE", "true"}, "HostConfig.UTSMode"},
+	{"host userns", []string{"run", "--userns", "host", "IMAGE", "true"}, "HostConfig.UsernsMode"},
+	{"added capability", []string{"run", "--cap-add", "SYS_ADMIN", "IMAGE", "true"}, "HostConfig.CapAdd[0]"},
+	{"all capabilities", []string{"run", "--cap-add", "ALL", "IMAGE", "true"}, "HostConfig.CapAdd[0]"},
+	{"device", []string{"run", "--device", "/dev/null:/dev/x", "IMAGE", "true"}, "HostConfig.Devices"},
+	{"device cgroup rule", []string{"run", "--device-cgroup-rule", "a *:* rwm", "IMAGE", "true"}, "HostConfig.DeviceCgroupRules"},
+	{"unconfined seccomp", []string{"run", "--security-opt", "seccomp=unconfined", "IMAGE", "true"}, "HostConfig.SecurityOpt[0]"},
+	{"unconfined apparmor", []string{"run", "--security-opt", "apparmor=unconfined", "IMAGE", "true"}, "HostConfig.SecurityOpt[0]"},
+	{"unmasked system paths", []string{"run", "--security-opt", "systempaths=unconfined", "IMAGE", "true"}, "HostConfig.MaskedPaths"},
+	{"sysctl", []string{"run", "--sysctl", "kernel.shm_rmid_forced=1", "IMAGE", "true"}, "HostConfig.Sysctls"},
+	{"volumes from", []string{"run", "--volumes-from", "admin-box", "IMAGE", "true"}, "HostConfig.VolumesFrom[0]"},
+	{"existing host path volume", []string{"run", "-v", "admin-hostetc:/h", "IMAGE", "true"}, "HostConfig.Binds[0]"},
+	{"existing host path volume mount", []string{"run", "--mount", "src=admin-hostetc,dst=/h", "IMAGE", "true"}, "HostConfig.Mounts[0]"},
 	{"volume bound to host path", []string{"volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/", "hostroot"}, "DriverOpts"},
 	{"volume on block device", []string{"volume", "create", "-o", "type=ext4", "-o", "device=/dev/sda1", "disk"}, "DriverOpts"},
 }
