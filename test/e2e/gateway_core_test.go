@@ -16,11 +16,11 @@ import (
 	"github.com/dockmoat/dockmoat/internal/dockertest"
 )
 
-// TestGatewayCore covers gateway behaviour that only a real dockerd shows:
-// the raw stream dockerd sends to attach and exec clients that send no
-// Upgrade header, the header of POST /wait that docker run -d waits for,
-// half-close through docker exec -i, and a second dockmoat up reusing the
-// state of the first.
+// TestGatewayCore covers gateway behaviour that only a real dockerd shows.
+// These are the raw stream dockerd sends to exec clients without an Upgrade
+// header, the early header of POST /wait that docker run -d waits for,
+// half-close through docker exec -i, and a second dockmoat up that reuses
+// the state of the first.
 func TestGatewayCore(t *testing.T) {
 	d := dockertest.Start(t, dockertest.Options{})
 	direct := d.CLI(t)
@@ -72,8 +72,8 @@ func TestGatewayCore(t *testing.T) {
 }
 
 // testExecStartWithoutUpgrade starts an exec the way clients from before the
-// upgrade handshake did: dockerd answers 200 with a raw stream and takes
-// over the connection, and the gateway must still pipe stdin and stdout.
+// upgrade handshake did. dockerd then responds with 200 and a raw stream on
+// the same connection, and the gateway must still pipe stdin and stdout.
 func testExecStartWithoutUpgrade(t *testing.T, gw *gatewayProcess, bundle string) {
 	httpClient := bundleHTTPClient(t, bundle)
 	body := `{"AttachStdin":true,"AttachStdout":true,"Tty":true,"Cmd":["cat"]}`
