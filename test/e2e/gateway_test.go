@@ -370,8 +370,9 @@ func (s *gatewaySuite) testLogsFollow(t *testing.T) {
 	}
 }
 
-// testExec runs docker exec in the four combinations of -i and -t. The -t
-// cases need a terminal on the client side, which script(1) provides.
+// testExec runs docker exec in the four combinations of -i and -t, and
+// docker run -it. The -t cases need a terminal on the client side, which
+// script(1) provides.
 func (s *gatewaySuite) testExec(t *testing.T) {
 	dockertest.Require(t, "script")
 	const name = "e2e-exec"
@@ -389,6 +390,9 @@ func (s *gatewaySuite) testExec(t *testing.T) {
 		{name: "stdin", args: "exec -i " + name + " cat", stdin: "hi from stdin\n", want: "hi from stdin"},
 		{name: "tty", args: "exec -t " + name + " sh -c 'tty >/dev/null && echo is-a-tty'", tty: true, want: "is-a-tty"},
 		{name: "stdin and tty", args: "exec -it " + name + " sh", stdin: "echo abc$((1+2))\nexit\n", tty: true, want: "abc3"},
+		// docker run -it attaches before it starts the container, so a
+		// proxy that holds back the attach or wait response hangs here.
+		{name: "run stdin and tty", args: "run -it --rm " + s.image + " sh", stdin: "echo run$((2+2))\nexit\n", tty: true, want: "run4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
