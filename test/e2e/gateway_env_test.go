@@ -233,7 +233,8 @@ func issueClient(t testing.TB, stateDir, name string, groups ...string) string {
 }
 
 // bundleTLSConfig returns a TLS client configuration from a bundle folder.
-// An empty cert.pem path in the bundle means no client certificate.
+// A folder without cert.pem gives a configuration without a client
+// certificate.
 func bundleTLSConfig(t testing.TB, bundle string) *tls.Config {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(bundle, "ca.pem"))

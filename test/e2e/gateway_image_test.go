@@ -123,7 +123,7 @@ func contains(list []string, want string) bool {
 
 // TestDockerfileFinalStagesMatch checks that Dockerfile, which compiles
 // dockmoat, and Dockerfile.release, which copies a binary built on the
-// host, produce the same image configuration: their final stages may
+// host, produce the same image configuration. Their final stages may
 // differ only in the source of the COPY.
 func TestDockerfileFinalStagesMatch(t *testing.T) {
 	full := finalStage(t, filepath.Join(repoRoot, "Dockerfile"))
