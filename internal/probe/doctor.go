@@ -28,7 +28,8 @@ type Report struct {
 
 // Diagnose checks what cfg would do: its files, the endpoint, the client's
 // own handshake and GET /_ping, and the server certificate's names against
-// the host the client dials. envFindings come from ResolveClient.
+// the host the client dials. For a unix socket host it connects and sends
+// GET /_ping only. envFindings come from ResolveClient.
 func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts Options) (rep Report) {
 	rep.Client = cfg
 	var fs findings
@@ -48,6 +49,10 @@ func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts
 		return rep
 	}
 	if ep == nil {
+		if path, ok := unixSocketPath(cfg.Host); ok {
+			fs.add(unixAttempt(ctx, cfg.Host, path, opts))
+			return rep
+		}
 		fs.note(SeverityInfo, "host", "", "%s is not a TCP endpoint, so there is no TLS to check", cfg.Host)
 		return rep
 	}
@@ -242,6 +247,42 @@ func checkSAN(leaf *x509.Certificate, host string, cfg ClientConfig) []Finding {
 		"the client dials %s, but the server's certificate is valid only for %s: %v "+
 			"(Java: \"Hostname %s not verified\")", host, sanList(leaf), err, host)
 	return fs.list
+}
+
+// unixSocketPath returns the socket path of a unix:// Docker host.
+func unixSocketPath(host string) (string, bool) {
+	u, err := url.Parse(host)
+	if err != nil || u.Scheme != "unix" || u.Path == "" {
+		return "", false
+	}
+	return u.Path, true
+}
+
+// unixAttempt connects to the unix socket at path, as the client would for
+// host, and sends GET /_ping.
+func unixAttempt(ctx context.Context, host, path string, opts Options) Finding {
+	d := net.Dialer{Timeout: opts.timeout()}
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return Finding{Severity: SeverityError, Subject: "client",
+			Fix: "start dockerd, or set DOCKER_HOST to the socket it serves",
+			Message: fmt.Sprintf("cannot connect to %s: %v; clients print \"Cannot connect to the Docker daemon at %s. "+
+				"Is the docker daemon running?\"", path, err, host)}
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(opts.timeout()))
+	resp, body, err := get(conn, "docker", "/_ping")
+	if err != nil {
+		return Finding{Severity: SeverityError, Subject: "client",
+			Message: fmt.Sprintf("GET /_ping on %s failed: %v", path, err)}
+	}
+	if !isDocker(resp, body) {
+		return Finding{Severity: SeverityError, Subject: "client",
+			Message: fmt.Sprintf("GET /_ping on %s returned %s, not a Docker answer", path, resp.Status)}
+	}
+	return Finding{Severity: SeverityOK, Subject: "client",
+		Message: fmt.Sprintf("the client's connection to %s and GET /_ping succeeded (%s, API %s)",
+			path, resp.Status, resp.Header.Get("Api-Version"))}
 }
 
 // clientAttempt connects as the client would and sends GET /_ping.

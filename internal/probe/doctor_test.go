@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -353,5 +354,59 @@ func writeContext(t *testing.T, config, name, host string, withTLS bool) {
 	writeFile(t, filepath.Join(config, "contexts", "meta", contextID(name), "meta.json"), string(data))
 	if withTLS {
 		writeFile(t, filepath.Join(config, "contexts", "tls", contextID(name), "docker", "ca.pem"), "")
+	}
+}
+
+// startUnixDocker serves fakeDocker on a unix socket in a temporary folder
+// and returns the socket path.
+func startUnixDocker(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(fakeDocker)
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return path
+}
+
+// A unix socket host is checked by connecting to it, as for TCP, instead
+// of being reported as a client that would connect.
+func TestDiagnoseUnixSocket(t *testing.T) {
+	live := startUnixDocker(t)
+	notDocker := filepath.Join(t.TempDir(), "other.sock")
+	l, err := net.Listen("unix", notDocker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewUnstartedServer(http.NotFoundHandler())
+	web.Listener = l
+	web.Start()
+	t.Cleanup(web.Close)
+
+	tests := []struct {
+		name  string
+		host  string
+		fails bool
+		part  string
+	}{
+		{"serving socket", "unix://" + live, false, "GET /_ping succeeded"},
+		{"missing socket", "unix://" + filepath.Join(t.TempDir(), "none.sock"), true, "Cannot connect to the Docker daemon at unix://"},
+		{"not docker", "unix://" + notDocker, true, "not a Docker answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ClientConfig{Host: tt.host, Source: "DOCKER_HOST"}
+			rep := Diagnose(context.Background(), cfg, nil, Options{Timeout: 3 * time.Second})
+			if rep.ClientFails != tt.fails {
+				t.Errorf("client fails = %v, want %v\nfindings: %+v", rep.ClientFails, tt.fails, rep.Findings)
+			}
+			if !slices.ContainsFunc(rep.Findings, func(f Finding) bool { return strings.Contains(f.Message, tt.part) }) {
+				t.Errorf("findings = %+v\nwant one containing %q", rep.Findings, tt.part)
+			}
+		})
 	}
 }

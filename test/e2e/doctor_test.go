@@ -60,7 +60,7 @@ func TestDoctor(t *testing.T) {
 	t.Run("C04 context with TLS files", s.testContext)
 	t.Run("Java Python Node messages explained", s.testClientMessages)
 	t.Run("closed port", s.testClosedPort)
-	t.Run("unix socket is not probed", s.testUnixSocket)
+	t.Run("unix socket", s.testUnixSocket)
 }
 
 func newDoctorSuite(t *testing.T) *doctorSuite {
@@ -431,9 +431,13 @@ func (s *doctorSuite) testClosedPort(t *testing.T) {
 	wantDoctor(t, r, 1, "cannot connect to "+addr, "Cannot connect to the Docker daemon")
 }
 
+// A unix socket host is probed like a TCP one: doctor connects and sends
+// GET /_ping, so a missing socket fails instead of passing unchecked.
 func (s *doctorSuite) testUnixSocket(t *testing.T) {
 	r := runDoctor(t, []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, "doctor")
-	wantDoctor(t, r, 0, "is not a TCP endpoint")
+	wantDoctor(t, r, 1, "Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock")
+	r = runDoctor(t, []string{"DOCKER_HOST=" + s.mutual.Host}, "doctor")
+	wantDoctor(t, r, 0, "GET /_ping succeeded")
 }
 
 // Small TLS clients in Java, Python and Node that print the error their
