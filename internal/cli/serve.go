@@ -203,7 +203,16 @@ func buildGateway(cmd *cobra.Command, opts *serveOptions, logger *slog.Logger) (
 	}
 	sink, closeAudit, err := openAuditLog(cmd, opts)
 	if err != nil {
+		if c, ok := authorizer.(io.Closer); ok {
+			c.Close()
+		}
 		return nil, nil, err
+	}
+	closeAll := func() {
+		closeAudit()
+		if c, ok := authorizer.(io.Closer); ok {
+			c.Close()
+		}
 	}
 	b := &builtGateway{authorizer: authorizer}
 	cfg := opts.gateway
@@ -219,15 +228,15 @@ func buildGateway(cmd *cobra.Command, opts *serveOptions, logger *slog.Logger) (
 	if opts.metricsListen != "" {
 		b.registry = prometheus.NewRegistry()
 		if cfg.Metrics, err = gateway.NewMetrics(b.registry); err != nil {
-			closeAudit()
+			closeAll()
 			return nil, nil, err
 		}
 	}
 	if b.server, err = gateway.New(cfg); err != nil {
-		closeAudit()
+		closeAll()
 		return nil, nil, usageError(err, "check the files in "+opts.dir+", or reissue them with 'dockmoat up'")
 	}
-	return b, closeAudit, nil
+	return b, closeAll, nil
 }
 
 func openAuditLog(cmd *cobra.Command, opts *serveOptions) (audit.Sink, func(), error) {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"testing"
 )
@@ -9,9 +10,21 @@ import (
 // BenchmarkPingKeepAlive measures GET /_ping through the gateway to a fake
 // daemon over keep-alive connections, with parallel clients.
 func BenchmarkPingKeepAlive(b *testing.B) {
+	b.Run("admin only", func(b *testing.B) { benchmarkPing(b, adminOnly{}) })
+	authorizer, err := NewAuthorizer("", slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("default policy", func(b *testing.B) { benchmarkPing(b, authorizer) })
+}
+
+func benchmarkPing(b *testing.B, authorizer Authorizer) {
 	files := newTestFiles(b)
 	socket := fakeDaemon(b, pingHandler())
-	g := startGateway(b, files, socket, func(c *Config) { c.Logger = nil })
+	g := startGateway(b, files, socket, func(c *Config) {
+		c.Logger = nil
+		c.Authorizer = authorizer
+	})
 	admin := files.ca.issue(b, leafOptions{name: "alice", groups: []string{"admin"}})
 	tr := &http.Transport{TLSClientConfig: files.clientTLS(admin), MaxIdleConnsPerHost: 64}
 	client := &http.Client{Transport: tr}
