@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockmoat/dockmoat/internal/dockertest"
 	"github.com/moby/moby/client"
 )
 
@@ -202,6 +205,57 @@ func (s *gatewaySuite) testMetrics(t *testing.T) {
 	}
 }
 
+// testQuietStreams runs a second gateway with one-second idle and header
+// timeouts and keeps docker logs -f and an event stream quiet for longer.
+// Neither timeout may end a streaming response.
+func (s *gatewaySuite) testQuietStreams(t *testing.T) {
+	const quiet = 3 * time.Second
+	g := startGatewayProcess(t, "serve", s.daemon, s.gw.StateDir,
+		"--idle-timeout", "1s", "--header-timeout", "1s")
+	g.waitReady(t, s.admin)
+	cli := dockertest.NewCLI(t, g.Host, s.admin)
+	cli.Timeout = time.Minute
+
+	const name = "e2e-quiet"
+	s.runContainer(t, name, s.image, "sh", "-c",
+		"echo ready; while [ ! -f /line ]; do sleep 0.05; done; cat /line; exec sleep 3600")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	follow := cli.Command(ctx, "logs", "-f", name)
+	stdout, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = follow.Wait() }()
+	lines := lineReader(stdout)
+	waitLine(t, lines, "ready", 10*time.Second)
+
+	events := mobyClient(t, g.Host, s.admin).Events(ctx, client.EventsListOptions{
+		Filters: make(client.Filters).Add("type", "volume"),
+	})
+	time.Sleep(quiet)
+
+	s.direct.Must(t, "exec", name, "sh", "-c", "echo after-quiet > /line")
+	waitLine(t, lines, "after-quiet", 5*time.Second)
+
+	const volume = "e2e-quiet-volume"
+	s.direct.Must(t, "volume", "create", volume)
+	t.Cleanup(func() { s.direct.Run(nil, "volume", "rm", "-f", volume) })
+	select {
+	case msg := <-events.Messages:
+		if msg.Actor.ID != volume {
+			t.Errorf("event after %s of quiet = %s %s, want create %s", quiet, msg.Action, msg.Actor.ID, volume)
+		}
+	case err := <-events.Err:
+		t.Errorf("event stream ended during %s of quiet with a 1 s idle timeout: %v", quiet, err)
+	case <-time.After(10 * time.Second):
+		t.Error("no volume event within 10 s")
+	}
+}
+
 // testGracefulShutdown runs a second gateway on the same state, keeps a
 // request in flight and an endless event stream, and sends SIGTERM. The
 // request must finish, and the stream must be closed after the drain time.
@@ -266,6 +320,37 @@ func (s *gatewaySuite) testGracefulShutdown(t *testing.T) {
 		if !strings.Contains(g.Log(), want) {
 			t.Errorf("service log has no %q line\n%s", want, g.Log())
 		}
+	}
+}
+
+// testErrorPassthrough checks that a daemon error reaches the client with
+// the daemon's status, content type and body.
+func (s *gatewaySuite) testErrorPassthrough(t *testing.T) {
+	const path = "/v1.41/containers/e2e-does-not-exist/json"
+	direct := s.daemon.HTTPClient()
+	defer direct.CloseIdleConnections()
+	want, err := direct.Get("http://docker" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBody, _ := io.ReadAll(want.Body)
+	want.Body.Close()
+
+	got, err := bundleHTTPClient(t, s.admin).Get("https://" + s.gw.Addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotBody, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+
+	if got.StatusCode != want.StatusCode {
+		t.Errorf("status = %s, want %s as on the socket", got.Status, want.Status)
+	}
+	if g, w := got.Header.Get("Content-Type"), want.Header.Get("Content-Type"); g != w {
+		t.Errorf("Content-Type = %q, want %q", g, w)
+	}
+	if string(gotBody) != string(wantBody) {
+		t.Errorf("body = %q, want %q", gotBody, wantBody)
 	}
 }
 

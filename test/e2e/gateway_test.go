@@ -65,6 +65,8 @@ func TestGateway(t *testing.T) {
 	t.Run("volume", s.testVolume)
 	t.Run("network", s.testNetwork)
 	t.Run("dockerfile image", s.testDockerfileImage)
+	t.Run("daemon error passes through", s.testErrorPassthrough)
+	t.Run("quiet streams outlive timeouts", s.testQuietStreams)
 
 	t.Run("up prints connection", s.testUpOutput)
 	t.Run("TLS versions ALPN timeout", s.testTLSSettings)
