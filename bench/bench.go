@@ -164,6 +164,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.results.start = time.Now()
+	b.results.loadStart = loadAverage()
 	b.results.machine = describeMachine()
 
 	if err := b.startDockerd(ctx, keyECDSA); err != nil {
@@ -204,6 +205,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.results.end = time.Now()
+	b.results.loadEnd = loadAverage()
 	b.results.goBench = readGoBench(b.opts.goBench)
 	return b.writeReport()
 }
@@ -212,20 +214,41 @@ func (b *bench) measureAll(ctx context.Context, targets []*target) error {
 	steps := []struct {
 		name string
 		run  func(context.Context, []*target) error
+		// handshakes marks the step that also measures the targets that
+		// differ from others only in their TLS handshake.
+		handshakes bool
 	}{
-		{"keep-alive", b.measureKeepAlive},
-		{"new connections", func(ctx context.Context, ts []*target) error { return b.measureNewConns(ctx, ts, keyECDSA) }},
-		{"image export", b.measureExport},
-		{"build context upload", b.measureUpload},
-		{"exec round trip", b.measureExec},
+		{"keep-alive", b.measureKeepAlive, false},
+		{"new connections", func(ctx context.Context, ts []*target) error {
+			return b.measureNewConns(ctx, ts, keyECDSA)
+		}, true},
+		{"image export", b.measureExport, false},
+		{"build context upload", b.measureUpload, false},
+		{"exec round trip", b.measureExec, false},
 	}
 	for _, s := range steps {
 		slog.Info("measuring", "step", s.name)
-		if err := s.run(ctx, targets); err != nil {
+		ts := targets
+		if !s.handshakes {
+			ts = withoutHandshakeOnly(targets)
+		}
+		if err := s.run(ctx, ts); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
 	return nil
+}
+
+// withoutHandshakeOnly drops the targets that only the new-connection
+// measurement uses.
+func withoutHandshakeOnly(targets []*target) []*target {
+	var out []*target
+	for _, t := range targets {
+		if t.name != x25519Pipe {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // cleanup stops every process the run started and removes the work folder.

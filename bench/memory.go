@@ -23,7 +23,8 @@ type memoryStat struct {
 	conns         int
 	alive         int
 	before, after int64
-	// note is what the target did unlike the others, if anything.
+	// note is an observation about the target's behaviour under this load,
+	// or empty.
 	note string
 }
 
@@ -42,10 +43,10 @@ func (m *memoryStat) perConnKiB() float64 {
 var eventsRequest = []byte("GET /events HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockmoat-bench\r\n\r\n")
 
 // measureMemory holds memConns idle keep-alive connections, each after one
-// /_ping, and reads the VmRSS of each target's process; then it does the
-// same with memConns open GET /events streams. Each of the two starts the
-// proxies afresh, so memory that earlier loads freed but the process kept
-// cannot hide the cost of the connections. dockerd is not restarted.
+// /_ping, and reads the VmRSS of each target's process. Then it does the
+// same with memConns open GET /events streams. Each of the two loads starts
+// the proxies afresh, so memory that earlier loads freed but the process
+// kept cannot hide the cost of the connections. dockerd is not restarted.
 func (b *bench) measureMemory(ctx context.Context) error {
 	b.results.idleMem = map[string]*memoryStat{}
 	b.results.eventMem = map[string]*memoryStat{}
@@ -63,7 +64,7 @@ func (b *bench) measureMemory(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, t := range b.withDockerd(proxies) {
+		for _, t := range withoutHandshakeOnly(b.withDockerd(proxies)) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -121,7 +122,7 @@ func openEvents(ctx context.Context, t *target) (net.Conn, error) {
 }
 
 // confirmEvents makes the daemon emit an event and checks that every stream
-// answers 200. It returns a note when the first stream had no response
+// returns status 200. It returns a note when the first stream had no response
 // header before that event, which means the target holds streaming
 // response headers back.
 func (b *bench) confirmEvents(ctx context.Context, conns []net.Conn) (string, error) {

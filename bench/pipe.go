@@ -30,6 +30,7 @@ func runPipe(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on")
 	socket := fs.String("socket", "", "Docker unix socket to forward to")
 	certDir := fs.String("cert-dir", "", "folder with ca.pem, server-cert.pem and server-key.pem")
+	x25519 := fs.Bool("x25519", false, "offer only X25519 key exchange, as Go before 1.24 does, instead of Go's default groups")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,6 +42,9 @@ func runPipe(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench tls-pipe: %v\n", err)
 		return 1
+	}
+	if *x25519 {
+		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
 	}
 	l, err := tls.Listen("tcp", *listen, cfg)
 	if err != nil {
@@ -113,8 +117,24 @@ func pipeConn(client *tls.Conn, socket string) {
 }
 
 // startPipe runs this binary as the TLS pipe with keyType server
-// certificates.
+// certificates and Go's default key exchange groups.
 func (b *bench) startPipe(ctx context.Context, keyType string) (*target, error) {
+	return b.startPipeProcess(ctx, keyType, "tls-pipe")
+}
+
+// startPipeX25519 runs the TLS pipe with X25519 as its only key exchange
+// group. Go 1.24 and later also offer X25519MLKEM768, which the Go client
+// picks, so this target shows what the post-quantum key exchange costs per
+// handshake.
+func (b *bench) startPipeX25519(ctx context.Context, keyType string) (*target, error) {
+	return b.startPipeProcess(ctx, keyType, x25519Pipe, "-x25519")
+}
+
+// x25519Pipe is the name of the TLS pipe target without post-quantum key
+// exchange, which only the new-connection measurement uses.
+const x25519Pipe = "tls-pipe-x25519"
+
+func (b *bench) startPipeProcess(ctx context.Context, keyType, name string, extra ...string) (*target, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -123,13 +143,13 @@ func (b *bench) startPipe(ctx context.Context, keyType string) (*target, error) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess("tls-pipe-"+keyType, b.opts.work, nil, self, pipeCommand,
-		"-listen", addr, "-socket", b.socket,
-		"-cert-dir", filepath.Dir(b.serverFiles(keyType).cert))
+	argv := append([]string{self, pipeCommand, "-listen", addr, "-socket", b.socket,
+		"-cert-dir", filepath.Dir(b.serverFiles(keyType).cert)}, extra...)
+	p, err := startProcess(name+"-"+keyType, b.opts.work, nil, argv...)
 	if err != nil {
 		return nil, err
 	}
 	b.procs = append(b.procs, p)
-	t := b.tlsTarget("tls-pipe", addr, p)
+	t := b.tlsTarget(name, addr, p)
 	return t, b.waitReady(ctx, t, p)
 }

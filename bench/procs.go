@@ -337,6 +337,7 @@ func (b *bench) startProxies(ctx context.Context, keyType string) ([]*target, er
 		{"nginx", b.startNginx},
 		{"haproxy", b.startHAProxy},
 		{"tls-pipe", b.startPipe},
+		{x25519Pipe, b.startPipeX25519},
 	}
 	for _, s := range starters {
 		t, err := s.start(ctx, keyType)

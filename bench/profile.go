@@ -60,23 +60,101 @@ func (b *bench) profile(ctx context.Context) error {
 		slog.Info("profiling dockmoat", "load", load.name, "seconds", profileSeconds)
 		file := filepath.Join(b.opts.profileDir, "dockmoat-"+load.name+".pprof")
 		fetched := make(chan error, 1)
-		go func() { fetched <- fetchProfile(ctx, pprofAddr, file) }()
+		query := fmt.Sprintf("profile?seconds=%d", profileSeconds)
+		go func() { fetched <- fetchProfile(ctx, pprofAddr, query, file) }()
 		var stat rateStat
 		runWorkers(ctx, t, load.concurrency, (profileSeconds+1)*time.Second, load.worker, &stat)
 		if err := <-fetched; err != nil {
 			return fmt.Errorf("%s profile: %w", load.name, err)
 		}
 		b.results.profiles = append(b.results.profiles, profileResult{
-			load: fmt.Sprintf("%s, %d clients, %.0f requests/s", load.name, load.concurrency, stat.rate()),
+			load: fmt.Sprintf("CPU, %s, %d clients, %.0f requests/s", load.name, load.concurrency, stat.rate()),
 			file: file,
-			top:  pprofTop(b.opts.dockmoatPprof, file),
+			top:  pprofTop(b.opts.dockmoatPprof, file, "-cum"),
 		})
 	}
+	return b.profileIdleHeap(ctx, t, pprofAddr)
+}
+
+// profileIdleHeap holds memConns idle connections to the pprof build and
+// saves a heap profile, which shows what each idle connection keeps.
+func (b *bench) profileIdleHeap(ctx context.Context, t *target, pprofAddr string) error {
+	slog.Info("profiling dockmoat", "load", "idle connections", "connections", b.opts.memConns)
+	conns, err := openMany(ctx, t, b.opts.memConns, openIdle)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	time.Sleep(memorySettle)
+	file := filepath.Join(b.opts.profileDir, "dockmoat-idle-heap.pprof")
+	if err := fetchProfile(ctx, pprofAddr, "heap?gc=1", file); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	stats, err := runtimeMemory(ctx, pprofAddr)
+	if err != nil {
+		return err
+	}
+	b.results.profiles = append(b.results.profiles, profileResult{
+		load: fmt.Sprintf("heap in use, %d idle connections", len(conns)),
+		file: file,
+		top:  stats + "\n\n" + pprofTop(b.opts.dockmoatPprof, file, "-sample_index=inuse_space"),
+	})
 	return nil
 }
 
-func fetchProfile(ctx context.Context, addr, file string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, profileSeconds)
+// runtimeMemory returns the goroutine count and the heap and stack lines
+// of runtime.MemStats from the pprof endpoints. Goroutine stacks are not in
+// the heap profile but are part of each connection's cost.
+func runtimeMemory(ctx context.Context, addr string) (string, error) {
+	var lines []string
+	goroutines, err := getText(ctx, fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", addr))
+	if err != nil {
+		return "", err
+	}
+	first, _, _ := strings.Cut(goroutines, "\n")
+	lines = append(lines, first)
+	heap, err := getText(ctx, fmt.Sprintf("http://%s/debug/pprof/heap?debug=1", addr))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(heap, "\n") {
+		for _, prefix := range []string{"# HeapInuse", "# Stack =", "# Sys ="} {
+			if strings.HasPrefix(line, prefix) {
+				lines = append(lines, line)
+			}
+		}
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+func getText(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s returned %s", url, resp.Status)
+	}
+	return string(data), nil
+}
+
+// fetchProfile saves the pprof endpoint named by query, such as
+// "profile?seconds=10", to file.
+func fetchProfile(ctx context.Context, addr, query, file string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", addr, query)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -97,12 +175,12 @@ func fetchProfile(ctx context.Context, addr, file string) error {
 	return os.WriteFile(file, data, 0o644)
 }
 
-// pprofTop returns the functions with the most cumulative CPU time.
-func pprofTop(binary, file string) string {
+// pprofTop returns the top entries of a profile, sorted as option says.
+func pprofTop(binary, file, option string) string {
 	if _, err := exec.LookPath("go"); err != nil {
 		return ""
 	}
-	cmd := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=35", binary, file)
+	cmd := exec.Command("go", "tool", "pprof", "-top", option, "-nodecount=35", binary, file)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -121,8 +199,9 @@ func (r *results) writeProfiles(w *bytes.Buffer) {
 		fmt.Fprintf(w, "Not run (bench/run runs it when it can build the dockmoat-pprof wrapper).\n\n")
 		return
 	}
-	fmt.Fprintf(w, "%d-second CPU profiles of a dockmoat build that also serves net/http/pprof "+
-		"(bench/dockmoat-pprof), taken after the measured passes. Top functions by cumulative time:\n\n", profileSeconds)
+	fmt.Fprintf(w, "Profiles of a dockmoat build that also serves net/http/pprof (bench/dockmoat-pprof), "+
+		"taken after the measured passes: %d-second CPU profiles, top functions by cumulative time, "+
+		"and the heap in use with idle connections open. The files are in bench/profiles/ after a run.\n\n", profileSeconds)
 	for _, p := range r.profiles {
 		fmt.Fprintf(w, "### %s\n\n```\n%s\n```\n\n", p.load, p.top)
 	}

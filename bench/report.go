@@ -17,9 +17,12 @@ import (
 // results is everything one run measured.
 type results struct {
 	start, end time.Time
-	machine    []string
-	targets    []string
-	skipped    map[string]string
+	// loadStart and loadEnd are /proc/loadavg when the run started and
+	// ended, because other work on the machine skews every number.
+	loadStart, loadEnd string
+	machine            []string
+	targets            []string
+	skipped            map[string]string
 	// failures maps "measurement: target" to the error that stopped it.
 	failures map[string]string
 
@@ -73,6 +76,15 @@ func (b *bench) describeDockmoat() string {
 		return ""
 	}
 	return "dockmoat: " + goVersionOf(b.opts.dockmoat)
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	fields := strings.Fields(readFile("/proc/loadavg"))
+	if len(fields) < 3 {
+		return "unknown"
+	}
+	return strings.Join(fields[:3], " ")
 }
 
 func cpuModel() string {
@@ -161,6 +173,7 @@ func (b *bench) writeHeader(w *bytes.Buffer) {
 		"(`bench tls-pipe`, bench/pipe.go) that terminates mutual TLS and copies bytes to a new socket connection "+
 		"per client connection, with no HTTP parsing, authorization or logging: the least work a proxy "+
 		"in its own process can do, so it shows the floor that the proxy hop itself costs. "+
+		"`tls-pipe-x25519` is the same with X25519 as its only key exchange group, measured for new connections only. "+
 		"bench/run generates everything above the section \"%s\", which is written by hand.\n\n",
 		baseline, strings.TrimPrefix(analysisHeading, "## "))
 	fmt.Fprintf(w, "- date: %s (%s total)\n", r.start.UTC().Format("2006-01-02 15:04 MST"), r.end.Sub(r.start).Round(time.Second))
@@ -168,6 +181,8 @@ func (b *bench) writeHeader(w *bytes.Buffer) {
 	fmt.Fprintf(w, "- settings: %s per rate measurement, %d rounds with targets in rotating order, "+
 		"%d MiB image and build context, %d exec round trips per round, %d connections for memory\n",
 		b.opts.duration, b.opts.rounds, b.opts.blobMiB, b.opts.execTrip, b.opts.memConns)
+	fmt.Fprintf(w, "- load average (1, 5, 15 min): %s at the start, %s at the end; "+
+		"anything else running on the machine shifts every number\n", r.loadStart, r.loadEnd)
 	for _, line := range r.machine {
 		fmt.Fprintf(w, "- %s\n", line)
 	}

@@ -148,6 +148,7 @@ func build(ctx context.Context, client *http.Client, body io.Reader, tag, docker
 			req.ContentLength = info.Size()
 		}
 	}
+
 	resp, err := client.Do(req)
 	if err != nil {
 		return counter.n, err
@@ -157,6 +158,7 @@ func build(ctx context.Context, client *http.Client, body io.Reader, tag, docker
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return counter.n, fmt.Errorf("build of %s returned %s: %s", tag, resp.Status, msg)
 	}
+
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var msg struct {
@@ -184,8 +186,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// postJSON sends a JSON body and decodes a JSON answer into out unless out
-// is nil. Any status outside 2xx is an error.
+// postJSON sends a JSON body and decodes the JSON response into out unless
+// out is nil. Any status outside 2xx is an error.
 func postJSON(ctx context.Context, client *http.Client, path string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
