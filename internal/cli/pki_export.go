@@ -66,6 +66,11 @@ func runPKIExport(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	if format == bundle.FormatDir {
+		if err := checkOutFolder(a, out, pki.KindClient, name); err != nil {
+			return err
+		}
+	}
 	files, err := bundle.Load(a.Dir(), name)
 	if err != nil {
 		return failure(err, fmt.Sprintf("reissue it with 'dockmoat pki renew %s'", name))

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +92,9 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 	if out, err = outsideStateDir(a.Dir(), out); err != nil {
 		return err
 	}
+	if err := checkOutFolder(a, out, pki.KindServer, name); err != nil {
+		return err
+	}
 	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
@@ -153,6 +158,9 @@ func runPKIIssueClient(cmd *cobra.Command, args []string) error {
 	if out, err = outsideStateDir(a.Dir(), out); err != nil {
 		return err
 	}
+	if err := checkOutFolder(a, out, pki.KindClient, req.Name); err != nil {
+		return err
+	}
 	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
@@ -189,6 +197,11 @@ func runPKIRenew(cmd *cobra.Command, args []string) error {
 	}
 	if out, err = outsideStateDir(a.Dir(), out); err != nil {
 		return err
+	}
+	if rec, ok, err := a.Find(args[0]); err == nil && ok {
+		if err := checkOutFolder(a, out, rec.Kind, rec.Name); err != nil {
+			return err
+		}
 	}
 	if err := unlockCA(cmd, a); err != nil {
 		return err
@@ -354,6 +367,57 @@ func reportIssued(cmd *cobra.Command, a *pki.Authority, rec pki.Record, out stri
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: the validity was cut to the CA's expiry on %s\n", formatTime(rec.NotAfter))
 	}
 	return nil
+}
+
+// checkOutFolder rejects an --out folder that already contains a key file
+// of kind's bundle, unless the certificate next to it is an earlier one of
+// name from this CA. Writing the bundle would replace the key, which may
+// belong to another client or another Docker host, as in ~/.docker.
+func checkOutFolder(a *pki.Authority, out string, kind pki.Kind, name string) error {
+	if out == "" {
+		return nil
+	}
+	names := pki.BundlePaths("", kind, name)
+	keyPath := filepath.Join(out, filepath.Base(names.Key))
+	if _, err := os.Lstat(keyPath); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	certPath := filepath.Join(out, filepath.Base(names.Cert))
+	if isEarlierCertificate(a, certPath, name) {
+		return nil
+	}
+	return usageError(
+		fmt.Errorf("--out %q already contains %s, which is not from an earlier certificate of %q, and writing the bundle would replace it",
+			out, filepath.Base(keyPath), name),
+		"pass an empty or new folder, or move the existing files away first")
+}
+
+// isEarlierCertificate reports whether the file at path is a certificate
+// that a issued to name.
+func isEarlierCertificate(a *pki.Authority, path, name string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || cert.CheckSignatureFrom(a.Certificate()) != nil {
+		return false
+	}
+	records, err := a.List()
+	if err != nil {
+		return false
+	}
+	serial := fmt.Sprintf("%x", cert.SerialNumber)
+	for _, r := range records {
+		if r.Serial == serial && r.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // copyBundle copies the three files of paths into folder out, keeping their

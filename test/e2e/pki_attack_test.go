@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,5 +187,75 @@ func TestPKIStateDirIsFile(t *testing.T) {
 		if strings.Contains(r.stderr, "init --force") {
 			t.Errorf("%s: stderr = %q, want no advice to replace the CA", strings.Join(args, " "), r.stderr)
 		}
+	}
+}
+
+// A folder passed to --out may already hold another client's key, such as
+// ~/.docker with the key for another Docker host. Writing a bundle there
+// would destroy that key, so it is rejected unless the folder holds an
+// earlier certificate of the same name from this CA, which is how a
+// renewed bundle replaces its predecessor.
+func TestPKIOutKeepsOtherKeys(t *testing.T) {
+	p := initPKI(t)
+	p.must("pki", "issue", "client", "alice", "--key-type", "ecdsa-p256")
+	p.must("pki", "issue", "client", "bob", "--key-type", "ecdsa-p256")
+	host := "tcp://127.0.0.1:2376"
+	aliceDir := filepath.Join(t.TempDir(), "alice")
+	p.must("pki", "export", "alice", "--format", "dir", "--host", host, "--out", aliceDir)
+
+	other := initPKI(t)
+	other.must("pki", "issue", "client", "alice", "--key-type", "ecdsa-p256")
+	foreignDir := filepath.Join(t.TempDir(), "foreign")
+	other.must("pki", "export", "alice", "--format", "dir", "--host", host, "--out", foreignDir)
+
+	// A key without a certificate next to it is kept as well.
+	loneDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(loneDir, "key.pem"), []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rejected := []struct {
+		name string
+		dir  string
+		args []string
+	}{
+		{"export other client", aliceDir, []string{"pki", "export", "bob", "--format", "dir", "--host", host, "--out", aliceDir}},
+		{"export over other CA", foreignDir, []string{"pki", "export", "alice", "--format", "dir", "--host", host, "--out", foreignDir}},
+		{"export over lone key", loneDir, []string{"pki", "export", "alice", "--format", "dir", "--host", host, "--out", loneDir}},
+		{"issue over other client", aliceDir, []string{"pki", "issue", "client", "carol", "--key-type", "ecdsa-p256", "--out", aliceDir}},
+		{"renew over other CA", foreignDir, []string{"pki", "renew", "alice", "--out", foreignDir}},
+	}
+	for _, tt := range rejected {
+		t.Run(tt.name, func(t *testing.T) {
+			before := snapshot(t, tt.dir)
+			stateBefore := snapshot(t, p.dir)
+			r := p.run(tt.args...)
+			if r.code != 2 {
+				t.Errorf("exit code %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "already contains key.pem") {
+				t.Errorf("stderr = %q, want it to name the existing key", r.stderr)
+			}
+			after := snapshot(t, tt.dir)
+			for path, entry := range before {
+				if after[path] != entry {
+					t.Errorf("%s changed: got %q, want %q", path, after[path], entry)
+				}
+			}
+			stateAfter := snapshot(t, p.dir)
+			for path, entry := range stateAfter {
+				if stateBefore[path] != entry {
+					t.Errorf("state file %s changed or appeared", path)
+				}
+			}
+		})
+	}
+
+	// The same client's folder may be written again.
+	p.must("pki", "export", "alice", "--format", "dir", "--host", host, "--out", aliceDir)
+	p.must("pki", "renew", "alice", "--out", aliceDir)
+	renewed := p.list()
+	if got, want := fmt.Sprintf("%x", readPEMCert(t, filepath.Join(aliceDir, "cert.pem")).SerialNumber), renewed[len(renewed)-1].Serial; got != want {
+		t.Errorf("cert.pem in --out after renew has serial %s, want %s", got, want)
 	}
 }
