@@ -205,13 +205,13 @@ func (s *gatewaySuite) testMetrics(t *testing.T) {
 	}
 }
 
-// testQuietStreams runs a second gateway with one-second idle and header
+// testQuietStreams runs a second gateway with short idle and header
 // timeouts and keeps docker logs -f and an event stream quiet for longer.
 // Neither timeout may end a streaming response.
 func (s *gatewaySuite) testQuietStreams(t *testing.T) {
 	const quiet = 3 * time.Second
 	g := startGatewayProcess(t, "serve", s.daemon, s.gw.StateDir,
-		"--idle-timeout", "1s", "--header-timeout", "1s")
+		"--idle-timeout", "1s", "--header-timeout", "2s")
 	g.waitReady(t, s.admin)
 	cli := dockertest.NewCLI(t, g.Host, s.admin)
 	cli.Timeout = time.Minute
@@ -250,7 +250,7 @@ func (s *gatewaySuite) testQuietStreams(t *testing.T) {
 			t.Errorf("event after %s of quiet = %s %s, want create %s", quiet, msg.Action, msg.Actor.ID, volume)
 		}
 	case err := <-events.Err:
-		t.Errorf("event stream ended during %s of quiet with a 1 s idle timeout: %v", quiet, err)
+		t.Errorf("event stream ended during %s of quiet with short timeouts: %v", quiet, err)
 	case <-time.After(10 * time.Second):
 		t.Error("no volume event within 10 s")
 	}
