@@ -139,9 +139,9 @@ func TestPKIExportContextName(t *testing.T) {
 
 // dockerd's own TLS listener, as daemon-config sets it up, reads no CRL
 // (dockerd 20.10 has no option for one), so a revoked client certificate
-// still connects to it. revoke says so when the state directory has a
-// dockerd certificate, instead of leaving the operator to believe the
-// client is locked out; the docker CLI run below proves the warning true.
+// still connects to it. revoke prints a warning when the state directory
+// has a dockerd certificate, so the operator does not believe the client
+// is locked out. The docker CLI run below shows that the warning is true.
 func TestPKIRevokeWarnsDockerdIgnoresCRL(t *testing.T) {
 	p := initPKI(t)
 	p.must("pki", "issue", "server", "--name", "dockerd", "--dns", "localhost", "--ip", "127.0.0.1")
@@ -169,8 +169,8 @@ func TestPKIRevokeWarnsDockerdIgnoresCRL(t *testing.T) {
 	}
 }
 
-// A state directory path that names a file gets an error that says so,
-// not the advice to restore a backup or replace the CA.
+// A state directory path that names a file gets an error that names the
+// file, not the advice to restore a backup or replace the CA.
 func TestPKIStateDirIsFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "state")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
