@@ -201,7 +201,7 @@ func buildGateway(cmd *cobra.Command, opts *serveOptions, logger *slog.Logger) (
 	if err != nil {
 		return nil, nil, usageError(err, "fix the policy file or leave out --policy")
 	}
-	sink, closeAudit, err := openAuditLog(cmd, opts)
+	sink, closeAudit, err := openAuditLog(cmd, opts, logger)
 	if err != nil {
 		if c, ok := authorizer.(io.Closer); ok {
 			c.Close()
@@ -239,18 +239,24 @@ func buildGateway(cmd *cobra.Command, opts *serveOptions, logger *slog.Logger) (
 	return b, closeAll, nil
 }
 
-func openAuditLog(cmd *cobra.Command, opts *serveOptions) (audit.Sink, func(), error) {
+func openAuditLog(cmd *cobra.Command, opts *serveOptions, logger *slog.Logger) (audit.Sink, func(), error) {
 	path := opts.auditLog
+	var sink *audit.JSONLines
 	if path == "-" {
-		return audit.NewJSONLines(cmd.OutOrStdout()), func() {}, nil
+		sink = audit.NewJSONLines(cmd.OutOrStdout())
+	} else {
+		if path == "" {
+			path = filepath.Join(opts.dir, "audit.log")
+		}
+		var err error
+		if sink, err = audit.OpenFile(path); err != nil {
+			return nil, nil, usageError(fmt.Errorf("audit log %s: %w", path, err),
+				"pass a writable --audit-log FILE, or - for stdout")
+		}
 	}
-	if path == "" {
-		path = filepath.Join(opts.dir, "audit.log")
-	}
-	sink, err := audit.OpenFile(path)
-	if err != nil {
-		return nil, nil, usageError(fmt.Errorf("audit log %s: %w", path, err),
-			"pass a writable --audit-log FILE, or - for stdout")
+	sink.OnError = func(err error) {
+		logger.Error("audit log write failed; later failures are counted, not logged",
+			"audit_log", path, "error", err)
 	}
 	return sink, func() { sink.Close() }, nil
 }
