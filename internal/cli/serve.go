@@ -197,6 +197,10 @@ func buildGateway(cmd *cobra.Command, opts *serveOptions, logger *slog.Logger) (
 		}
 	}
 
+	if _, err := os.Stat(opts.socket); err != nil {
+		logger.Warn("Docker socket not reachable yet; requests get 502 until dockerd listens on it",
+			"docker_socket", opts.socket, "error", err)
+	}
 	authorizer, err := gateway.NewAuthorizer(opts.policy, logger)
 	if err != nil {
 		return nil, nil, usageError(err, "fix the policy file or leave out --policy")
