@@ -181,10 +181,12 @@ var explainRules = []explainRule{
 		causes: []string{
 			"The client has no cert.pem and key.pem, or does not load them (DOCKER_CERT_PATH unset, a tool that ignores contexts).",
 			"The client certificate is issued by a CA the server does not trust, is expired, or lacks the clientAuth extended key usage.",
+			"The client certificate is revoked: the dockmoat gateway rejects certificates on its CRL with this alert, and logs the reason \"revoked\".",
 		},
 		checks: []string{
 			"dockmoat doctor (checks cert.pem and key.pem and performs the client's handshake)",
 			"openssl s_client -connect HOST:2376 -cert cert.pem -key key.pem -CAfile ca.pem </dev/null",
+			"on the CA host: dockmoat pki list (a revoked certificate needs a new one: dockmoat pki issue client NAME)",
 		},
 	},
 	{

@@ -114,3 +114,19 @@ func FuzzExplain(f *testing.F) {
 		}
 	})
 }
+
+// The dockmoat gateway rejects a revoked client certificate in
+// VerifyConnection, for which crypto/tls sends alert 42, so a revoked
+// client sees "bad certificate". The explanation must name revocation.
+func TestExplainBadCertificateNamesRevocation(t *testing.T) {
+	exps := Explain(`error during connect: Get "https://gw.example.test:2376/v1.41/version": remote error: tls: bad certificate`)
+	if len(exps) == 0 {
+		t.Fatal("Explain matched nothing")
+	}
+	text := strings.Join(append(exps[0].Causes, exps[0].Checks...), "\n")
+	for _, want := range []string{"revoked", "dockmoat pki list"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("causes and checks of %q = %q, want them to contain %q", exps[0].ID, text, want)
+		}
+	}
+}
