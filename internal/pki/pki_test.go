@@ -1058,3 +1058,19 @@ func TestSANErrorsNameTheFix(t *testing.T) {
 		})
 	}
 }
+
+// Errors from the os package already name the path, so the store's
+// wrappers must not repeat it.
+func TestStoreErrorsNamePathOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := mkdirPrivate(file)
+	if err == nil {
+		t.Fatal("mkdirPrivate of a file succeeded")
+	}
+	if got := strings.Count(err.Error(), file); got != 1 {
+		t.Errorf("mkdirPrivate error = %q names %s %d times, want once", err, file, got)
+	}
+}

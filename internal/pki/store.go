@@ -27,8 +27,9 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 			os.Remove(name)
 		}
 	}()
+	// Write and Sync return an *os.PathError that names the file.
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return err
 	}
 
 	// The umask may have narrowed perm at creation; the result must be
@@ -37,7 +38,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", name, err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -77,10 +78,11 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// mkdirPrivate creates dir and its missing parents with mode 0700.
+// mkdirPrivate creates dir and its missing parents with mode 0700. The
+// error, an *os.PathError, names the path that failed.
 func mkdirPrivate(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+		return fmt.Errorf("failed to create a folder: %w", err)
 	}
 	return nil
 }
