@@ -23,6 +23,7 @@
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     -v dockmoat-state:/var/lib/dockmoat dockmoat up --listen 0.0.0.0:2376
 #
+# Copy the admin bundle out with 'docker cp dockmoat:/var/lib/dockmoat/clients/admin .'.
 # Later runs may use the default command, serve, which expects that state.
 
 FROM golang:1.26-bookworm AS build
