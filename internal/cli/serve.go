@@ -67,7 +67,7 @@ func addServeFlags(cmd *cobra.Command) {
 	f.String("config", "", "YAML file whose keys are these flags' long names; flags on the command line win")
 	f.String("metrics-listen", "", "address for Prometheus metrics at /metrics, HOST:PORT (off when empty; use a loopback address)")
 	f.String("audit-log", "", "file the JSON-lines audit log is appended to, or - for stdout (default DIR/audit.log)")
-	f.String("policy", "", "YAML policy file for per-client authorization (default: only group admin has access)")
+	f.String("policy", "", "YAML policy file for per-client authorization (default: groups admin, ci and readonly get the preset of that name; see 'dockmoat policy default')")
 	f.Int("max-connections", gateway.DefaultMaxConnections, "maximum open client connections; more wait to be accepted")
 	f.Duration("header-timeout", gateway.DefaultHeaderTimeout, "time allowed for the TLS handshake and each request header")
 	f.Duration("idle-timeout", gateway.DefaultIdleTimeout, "time after which an idle keep-alive connection is closed")
