@@ -321,6 +321,21 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && k.Equal(b)
 }
 
+// checkCurrent rejects signing when ca.pem no longer contains a's
+// certificate, because `pki init --force` replaced the CA after a was
+// opened. Signing with the old key would add records to the new CA's
+// index that its CRL cannot revoke. The caller holds the lock.
+func (a *Authority) checkCurrent() error {
+	data, err := os.ReadFile(CACertPath(a.dir))
+	if err != nil {
+		return fmt.Errorf("read CA certificate: %w", err)
+	}
+	if !bytes.Equal(data, a.certPEM) {
+		return fmt.Errorf("the CA in %s was replaced while this command ran: run the command again", a.dir)
+	}
+	return nil
+}
+
 // checkUsable rejects signing with a CA that has expired or is not valid
 // yet at now.
 func (a *Authority) checkUsable(now time.Time) error {

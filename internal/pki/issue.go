@@ -209,6 +209,9 @@ func (a *Authority) withLock(change func(*indexData) (Record, error)) (Record, e
 		return Record{}, err
 	}
 	defer lock.unlock()
+	if err := a.checkCurrent(); err != nil {
+		return Record{}, err
+	}
 	if err := a.checkUsable(a.now()); err != nil {
 		return Record{}, err
 	}

@@ -1074,3 +1074,24 @@ func TestStoreErrorsNamePathOnce(t *testing.T) {
 		t.Errorf("mkdirPrivate error = %q names %s %d times, want once", err, file, got)
 	}
 }
+
+// An Authority opened before `pki init --force` replaced the CA must not
+// sign with the old key into the new CA's index, where the record would
+// list a certificate that the new CA's CRL cannot revoke.
+func TestSignAfterCAReplaced(t *testing.T) {
+	a, dir := newCA(t)
+	if _, err := Init(dir, InitOptions{Force: true}); err != nil {
+		t.Fatalf("Init with Force: %v", err)
+	}
+	before := listDir(t, dir)
+	_, err := a.IssueClient(ClientRequest{Name: "alice", KeyType: ECDSAP256})
+	if err == nil {
+		t.Fatal("IssueClient with the replaced CA succeeded")
+	}
+	if !strings.Contains(err.Error(), "was replaced") {
+		t.Errorf("IssueClient error = %q, want it to say the CA was replaced", err)
+	}
+	if after := listDir(t, dir); !slices.Equal(before, after) {
+		t.Errorf("files after rejected issue = %v, want %v", after, before)
+	}
+}
