@@ -78,8 +78,24 @@ func (s *gatewaySuite) runImageAsGateway(t *testing.T, tag string) {
 		tag, "up", "--listen", addr)
 	t.Cleanup(func() { s.direct.Run(nil, "rm", "-f", name) })
 
-	bundle := filepath.Join(stateDir, "clients", "admin")
+	// The bundle is copied out with docker cp, as the Dockerfile documents
+	// for a state volume, once the container has written it.
 	deadline := time.Now().Add(gatewayReadyTimeout)
+	for {
+		if _, err := os.Stat(filepath.Join(stateDir, "clients", "admin", "cert.pem")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			logs := s.direct.Run(nil, "logs", name)
+			t.Fatalf("containerized gateway wrote no admin bundle within %s\ncontainer log:\n%s%s",
+				gatewayReadyTimeout, logs.Stdout, logs.Stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	copied := t.TempDir()
+	s.direct.Must(t, "cp", name+":/var/lib/dockmoat/clients/admin", copied)
+	bundle := filepath.Join(copied, "admin")
+
 	for {
 		cli := dockertest.NewCLI(t, "tcp://"+addr, bundle)
 		r := cli.Run(nil, "version", "--format", "{{.Server.Version}}")
