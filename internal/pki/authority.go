@@ -191,8 +191,9 @@ func Exists(dir string) bool {
 }
 
 // Open loads the CA of state directory dir: its certificate and index. The
-// key is loaded when the first certificate is signed, or by Unlock. Open
-// returns an error wrapping ErrNoCA when dir contains no CA.
+// key is loaded when the first certificate is signed, or by Unlock, and may
+// be missing until then. Open returns an error wrapping ErrNoCA when dir
+// contains no CA certificate.
 func Open(dir string) (*Authority, error) {
 	if _, err := os.Stat(filepath.Join(dir, pendingDir)); err == nil {
 		lock, err := lockDir(dir)
@@ -225,7 +226,11 @@ func Open(dir string) (*Authority, error) {
 		return nil, err
 	}
 
+	// A CA key kept offline is fine until something needs to be signed.
 	keyPEM, err := os.ReadFile(CAKeyPath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return a, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
 	}
@@ -292,6 +297,9 @@ func (a *Authority) signer() (crypto.Signer, error) {
 func (a *Authority) loadKey(passphrase []byte) error {
 	path := CAKeyPath(a.dir)
 	info, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("the CA key %s is missing, and signing needs it: copy it back from where it is kept", path)
+	}
 	if err != nil {
 		return fmt.Errorf("read CA key: %w", err)
 	}

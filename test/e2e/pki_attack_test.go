@@ -259,3 +259,34 @@ func TestPKIOutKeepsOtherKeys(t *testing.T) {
 		t.Errorf("cert.pem in --out after renew has serial %s, want %s", got, want)
 	}
 }
+
+// Keeping the CA key offline is common practice. Commands that only read
+// the CA certificate, the index or the CRL keep working without
+// ca-key.pem, and commands that sign name the missing key.
+func TestPKIWithoutCAKey(t *testing.T) {
+	p := initPKI(t)
+	p.must("pki", "issue", "client", "alice", "--key-type", "ecdsa-p256")
+	offline := filepath.Join(t.TempDir(), "ca-key.pem")
+	if err := os.Rename(p.path("ca-key.pem"), offline); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := p.list(); len(got) != 1 || got[0].Name != "alice" {
+		t.Errorf("pki list without the CA key = %+v, want alice", got)
+	}
+	if r := p.must("pki", "crl"); !strings.Contains(r.stdout, "BEGIN X509 CRL") {
+		t.Errorf("pki crl stdout = %q, want a PEM CRL", r.stdout)
+	}
+	p.must("pki", "export", "alice", "--format", "env", "--host", "tcp://127.0.0.1:2376")
+
+	r := p.run("pki", "issue", "client", "bob", "--key-type", "ecdsa-p256")
+	if r.code != 1 {
+		t.Errorf("issue without the CA key: exit code %d, want 1\nstderr: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, p.path("ca-key.pem")) {
+		t.Errorf("issue without the CA key: stderr = %q, want it to name %s", r.stderr, p.path("ca-key.pem"))
+	}
+	if strings.Contains(r.stderr, "init --force") {
+		t.Errorf("issue without the CA key: stderr = %q, want no advice to replace the CA", r.stderr)
+	}
+}
