@@ -189,6 +189,9 @@ func openCA(cmd *cobra.Command) (*pki.Authority, error) {
 	if errors.Is(err, pki.ErrNoCA) {
 		return nil, failure(err, "create one with 'dockmoat pki init', or pass --dir DIR or set DOCKMOAT_DIR to the folder that contains ca.pem")
 	}
+	if errors.Is(err, pki.ErrInvalidIndex) {
+		return nil, failure(err, fmt.Sprintf("restore %s from a backup; the CA certificate and key are intact, so keep them", pki.IndexPath(dir)))
+	}
 	if err != nil {
 		return nil, failure(err, "restore the state directory from a backup, or create a new CA with 'dockmoat pki init --force'")
 	}

@@ -42,10 +42,10 @@ func (a *Authority) loadIndex() (*indexData, error) {
 	}
 	var idx indexData
 	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, fmt.Errorf("invalid index %s: %w", path, err)
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidIndex, path, err)
 	}
 	if idx.Version != indexVersion {
-		return nil, fmt.Errorf("index %s has format version %d, this dockmoat reads version %d", path, idx.Version, indexVersion)
+		return nil, fmt.Errorf("%w %s: format version %d, this dockmoat reads version %d", ErrInvalidIndex, path, idx.Version, indexVersion)
 	}
 	return &idx, nil
 }

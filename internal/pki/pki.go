@@ -78,6 +78,9 @@ var (
 	ErrNotFound = errors.New("certificate not found")
 	// ErrAlreadyIssued means a valid certificate with that name exists.
 	ErrAlreadyIssued = errors.New("a valid certificate with this name exists")
+	// ErrInvalidIndex means index.json cannot be read as an index. The CA
+	// certificate and key are not affected.
+	ErrInvalidIndex = errors.New("invalid index")
 	// ErrInvalidInput matches, through errors.Is, every error about an
 	// invalid request field: a name, group, key type, validity, DNS name or
 	// IP address. Such requests write nothing.

@@ -290,3 +290,23 @@ func TestPKIWithoutCAKey(t *testing.T) {
 		t.Errorf("issue without the CA key: stderr = %q, want no advice to replace the CA", r.stderr)
 	}
 }
+
+// A corrupt index.json leaves the CA itself intact, so the hint points at
+// the index and does not advise replacing the CA, which would invalidate
+// every issued certificate.
+func TestPKICorruptIndexHint(t *testing.T) {
+	p := initPKI(t)
+	if err := os.WriteFile(p.path("index.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := p.run("pki", "list")
+	if r.code != 1 {
+		t.Errorf("exit code %d, want 1\nstderr: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "hint: restore "+p.path("index.json")) {
+		t.Errorf("stderr = %q, want a hint to restore the index", r.stderr)
+	}
+	if strings.Contains(r.stderr, "init --force") {
+		t.Errorf("stderr = %q, want no advice to replace the CA", r.stderr)
+	}
+}
