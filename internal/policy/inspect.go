@@ -171,6 +171,14 @@ func checkHostConfig(rule *Rule, prefix string, hc *container.HostConfig, result
 	if found := checkMounts(rule, prefix, hc.Mounts, result); found != nil {
 		return found
 	}
+	// dockerd 20.10 passes Tmpfs options through to runc, which turns a
+	// bind or rbind option into a bind mount of a host path named "tmpfs"
+	// relative to the container's bundle folder.
+	for target, options := range hc.Tmpfs {
+		if flag := bindFlag(options); flag != "" {
+			return deny(prefix+"Tmpfs", "mounts %q with option %q", target, flag)
+		}
+	}
 
 	// Legacy links copy the linked container's environment into the new
 	// one, so under ownership they may name only the client's containers.
@@ -327,7 +335,7 @@ func checkMounts(rule *Rule, prefix string, mounts []mount.Mount, result *inspec
 			}
 			if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
 				driver := m.VolumeOptions.DriverConfig
-				if reason := localHostPath(driver.Name, driver.Options); reason != "" && !rule.bindAllowedOptions(driver.Options) {
+				if reason := rule.localVolumeViolation(driver.Name, driver.Options); reason != "" {
 					return deny(field+".VolumeOptions.DriverConfig", "%s", reason)
 				}
 			}
@@ -345,32 +353,52 @@ func (d Decision) VolumeViolation(driver string, options map[string]string) stri
 	if d.rule == nil {
 		return ""
 	}
-	if reason := localHostPath(driver, options); reason != "" && !d.rule.bindAllowedOptions(options) {
-		return reason
-	}
-	return ""
+	return d.rule.localVolumeViolation(driver, options)
 }
 
-// localHostPath returns why a volume of driver with options would mount a
-// host path or device, or "" when it would not. Only the local driver
-// ("" or "local") is judged; its options are type, o and device.
-func localHostPath(driver string, options map[string]string) string {
-	if driver != "" && driver != "local" {
+// localVolumeOptions are the option keys that dockerd's local volume driver
+// accepts. dockerd 20.10.24 compares them exactly and rejects "Device".
+var localVolumeOptions = []string{"type", "device", "o", "size"}
+
+// localVolumeViolation returns why a volume of driver with options would
+// mount something of the host that the rule does not allow, or "" when it
+// would not. Only the local driver ("" or "local") is judged. dockerd mounts
+// such a volume with mount(2) in the host's mount namespace, so every file
+// system type but tmpfs can reach the host. Examples are a bind of device,
+// an overlay with host folders as lowerdir and upperdir, the host's proc or
+// sysfs, and a block device named by a relative path. A bind passes when
+// device lies under the rule's bind paths, and other types need a rule that
+// lifts every constraint.
+func (r *Rule) localVolumeViolation(driver string, options map[string]string) string {
+	if r.liftAll || (driver != "" && driver != "local") {
 		return ""
 	}
-	for key, value := range options {
-		switch strings.ToLower(key) {
-		case "device":
-			if strings.HasPrefix(strings.TrimSpace(value), "/") {
-				return fmt.Sprintf("mounts host path or device %q", value)
-			}
-		case "o":
-			for _, opt := range strings.Split(value, ",") {
-				opt = strings.ToLower(strings.TrimSpace(opt))
-				if opt == "bind" || opt == "rbind" {
-					return fmt.Sprintf("uses mount option %q", opt)
-				}
-			}
+	for key := range options {
+		if !slices.Contains(localVolumeOptions, key) {
+			return fmt.Sprintf("sets option %q, which the local driver does not take", key)
+		}
+	}
+	mountType, device := options["type"], options["device"]
+	if flag := bindFlag(options["o"]); flag != "" {
+		if !r.bindAllowed(strings.TrimSpace(device)) {
+			return fmt.Sprintf("uses mount option %q on host path %q", flag, device)
+		}
+		return ""
+	}
+	if mountType == "tmpfs" || (mountType == "" && device == "" && options["o"] == "") {
+		return ""
+	}
+	return fmt.Sprintf("mounts file system type %q from %q, and only tmpfs and binds under the rule's bind paths are allowed",
+		mountType, device)
+}
+
+// bindFlag returns "bind" or "rbind" when the comma-separated mount options
+// contain one of them, compared case-insensitively, or "".
+func bindFlag(options string) string {
+	for _, opt := range strings.Split(options, ",") {
+		opt = strings.ToLower(strings.TrimSpace(opt))
+		if opt == "bind" || opt == "rbind" {
+			return opt
 		}
 	}
 	return ""
@@ -391,17 +419,6 @@ func (r *Rule) bindAllowed(source string) bool {
 		}
 	}
 	return false
-}
-
-// bindAllowedOptions reports whether the device of a local volume that
-// binds a host path lies under an allowed prefix.
-func (r *Rule) bindAllowedOptions(options map[string]string) bool {
-	for key, value := range options {
-		if strings.EqualFold(key, "device") {
-			return r.bindAllowed(strings.TrimSpace(value))
-		}
-	}
-	return r.liftAll
 }
 
 func (r *Rule) liftedNamespace(namespace string) bool {
@@ -438,7 +455,7 @@ func inspectVolumeCreate(rule *Rule, data []byte) *inspection {
 	if err := decodeBody(data, &body); err != nil {
 		return deny("body", "cannot be decoded (%v)", err)
 	}
-	if reason := localHostPath(body.Driver, body.DriverOpts); reason != "" && !rule.bindAllowedOptions(body.DriverOpts) {
+	if reason := rule.localVolumeViolation(body.Driver, body.DriverOpts); reason != "" {
 		return deny("DriverOpts", "%s", reason)
 	}
 	return &inspection{}
