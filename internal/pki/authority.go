@@ -292,7 +292,7 @@ func (a *Authority) signer() (crypto.Signer, error) {
 
 // loadKey reads, decrypts and checks the CA key. It rejects a key file
 // that group or others may read, as OpenSSH does for private keys, because
-// whoever reads the CA key can sign client certificates that are root on
+// a user who reads the CA key can sign client certificates that are root on
 // every Docker host trusting the CA.
 func (a *Authority) loadKey(passphrase []byte) error {
 	path := CAKeyPath(a.dir)

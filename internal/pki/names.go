@@ -108,7 +108,8 @@ func normalizeSANs(dnsNames []string, ips []net.IP) ([]string, []net.IP, error) 
 }
 
 // ParseIP parses an address for an IP SAN. An address with a zone, such
-// as "fe80::1%eth0", gets an error that says to remove the zone.
+// as "fe80::1%eth0", is rejected with an error that names the zone to
+// remove.
 func ParseIP(s string) (net.IP, error) {
 	if err := checkZone(s); err != nil {
 		return nil, err
