@@ -107,11 +107,32 @@ func printCheckResult(w io.Writer, r probe.Result) {
 		fmt.Fprintf(w, "\t\tanswer: %s\n", r.HTTP)
 	}
 	if d := r.Docker; d != nil {
-		fmt.Fprintf(w, "\t\tdocker: version %s, API %s, %s/%s\n", d.Version, d.APIVersion, d.OS, d.Arch)
+		fmt.Fprintf(w, "\t\tdocker: %s\n", describeDocker(d))
 	}
 	if t := r.TLS; t != nil {
 		printTLSInfo(w, t)
 	}
+}
+
+// describeDocker returns the known parts of d, such as "version 20.10.24,
+// API 1.41, linux/amd64". Without GET /version only the /_ping headers
+// describe the daemon, so version and architecture may be missing.
+func describeDocker(d *probe.DockerInfo) string {
+	var parts []string
+	if d.Version != "" {
+		parts = append(parts, "version "+d.Version)
+	}
+	if d.APIVersion != "" {
+		parts = append(parts, "API "+d.APIVersion)
+	}
+	platform := d.OS
+	if d.Arch != "" {
+		platform += "/" + d.Arch
+	}
+	if platform != "" {
+		parts = append(parts, platform)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func printTLSInfo(w io.Writer, t *probe.TLSInfo) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/dockmoat/dockmoat/internal/probe"
@@ -24,5 +25,34 @@ func TestCheckExitCode(t *testing.T) {
 		if got := checkExitCode(tt.results); got != tt.want {
 			t.Errorf("%s: exit code = %d, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// /version may be denied or missing while /_ping answers, and then only
+// the /_ping headers describe the daemon. Missing parts are left out
+// instead of printed as empty fields.
+func TestPrintCheckResultDockerLine(t *testing.T) {
+	tests := []struct {
+		name   string
+		docker probe.DockerInfo
+		want   string
+	}{
+		{"full", probe.DockerInfo{Version: "20.10.24", APIVersion: "1.41", OS: "linux", Arch: "amd64"},
+			"\t\tdocker: version 20.10.24, API 1.41, linux/amd64\n"},
+		{"ping headers only", probe.DockerInfo{APIVersion: "1.41", OS: "linux"},
+			"\t\tdocker: API 1.41, linux\n"},
+		{"API only", probe.DockerInfo{APIVersion: "1.41"},
+			"\t\tdocker: API 1.41\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			docker := tt.docker
+			printCheckResult(&b, probe.Result{Verdict: probe.VerdictPlainAPI, Docker: &docker})
+			_, got, _ := strings.Cut(b.String(), "\t\tdocker: ")
+			if got = "\t\tdocker: " + got; got != tt.want {
+				t.Errorf("docker line = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
