@@ -36,8 +36,9 @@ doctor --explain MESSAGE maps an error message from the docker CLI, Java,
 Python, Node or dockerd's log to its causes and the checks to run. With
 --explain - it reads the message, such as a whole stack trace, from stdin.
 
-Exit status: 0 when the client would connect, 1 when it would fail (or no
-known message matched --explain), 2 on invalid flags or configuration.`,
+Exit status: 0 when the client would connect or its host cannot be probed
+(ssh://, npipe://, fd://, reported as not checked), 1 when it would fail (or
+no known message matched --explain), 2 on invalid flags or configuration.`,
 		Example: `  dockmoat doctor
   DOCKER_HOST=tcp://10.0.0.5:2376 DOCKER_TLS_VERIFY=1 dockmoat doctor
   dockmoat doctor --explain 'x509: certificate relies on legacy Common Name field'`,
@@ -108,9 +109,13 @@ func printReport(w io.Writer, rep probe.Report) {
 		}
 	}
 	fmt.Fprintln(w)
-	if rep.ClientFails {
+	switch {
+	case rep.ClientFails:
 		fmt.Fprintln(w, "result: the client would fail; fix the ERROR lines above")
-	} else {
+	case rep.Unchecked:
+		fmt.Fprintf(w, "result: not checked: doctor cannot connect to %s the way the client does; "+
+			"run 'docker version' to test the connection\n", rep.Client.Host)
+	default:
 		fmt.Fprintln(w, "result: the client would connect")
 	}
 }

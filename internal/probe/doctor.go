@@ -24,6 +24,10 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	// ClientFails is true when any finding has SeverityError.
 	ClientFails bool `json:"clientFails"`
+	// Unchecked is true for ssh://, npipe:// and fd:// hosts, which
+	// Diagnose cannot connect to the way the client does, so a false
+	// ClientFails does not show that the client connects.
+	Unchecked bool `json:"unchecked,omitempty"`
 }
 
 // Diagnose checks what cfg would do: its files, the endpoint, the client's
@@ -54,6 +58,7 @@ func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts
 			return rep
 		}
 		fs.note(SeverityInfo, "host", "", "%s is not a TCP endpoint, so there is no TLS to check", cfg.Host)
+		rep.Unchecked = true
 		return rep
 	}
 

@@ -410,3 +410,23 @@ func TestDiagnoseUnixSocket(t *testing.T) {
 		})
 	}
 }
+
+// Hosts that doctor cannot connect to the way the client does are marked
+// unchecked, so the report does not read as a client that connects.
+func TestDiagnoseUncheckedHosts(t *testing.T) {
+	tests := []struct {
+		host      string
+		unchecked bool
+	}{
+		{"ssh://user@docker.example.test", true},
+		{"npipe:////./pipe/docker_engine", true},
+		{"fd://", true},
+		{"unix://" + startUnixDocker(t), false},
+	}
+	for _, tt := range tests {
+		rep := Diagnose(context.Background(), ClientConfig{Host: tt.host, Source: "DOCKER_HOST"}, nil, Options{Timeout: 3 * time.Second})
+		if rep.Unchecked != tt.unchecked {
+			t.Errorf("Diagnose(%s): unchecked = %v, want %v", tt.host, rep.Unchecked, tt.unchecked)
+		}
+	}
+}
