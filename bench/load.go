@@ -38,6 +38,18 @@ type rateStat struct {
 	latencies []time.Duration
 	// curve is the key exchange group of the last TLS handshake.
 	curve string
+	// targetCPU is the CPU time of the target's process during the
+	// measurement, and dockerdCPU that of dockerd. Both are the same for
+	// the unix socket and dockerd-tls.
+	targetCPU, dockerdCPU time.Duration
+}
+
+// cpuPerRequest returns CPU time per request in µs, or 0 without data.
+func (s *rateStat) cpuPerRequest(cpu time.Duration) float64 {
+	if s == nil || s.requests == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(s.requests)
 }
 
 func (s *rateStat) rate() float64 {
@@ -234,6 +246,17 @@ func newConnWorker(ctx context.Context, t *target, deadline time.Time, curve *st
 
 type workerFunc func(ctx context.Context, t *target, deadline time.Time, curve *string) ([]time.Duration, error)
 
+// runMeasured runs runWorkers and adds the CPU time that t's process and
+// dockerd used meanwhile to stat.
+func (b *bench) runMeasured(ctx context.Context, t *target, n int, duration time.Duration, worker workerFunc, stat *rateStat) {
+	targetPIDs := t.proc().pids()
+	dockerdPIDs := []int{b.dockerd.pid()}
+	targetStart, dockerdStart := cpuTime(targetPIDs), cpuTime(dockerdPIDs)
+	runWorkers(ctx, t, n, duration, worker, stat)
+	stat.targetCPU += cpuTime(targetPIDs) - targetStart
+	stat.dockerdCPU += cpuTime(dockerdPIDs) - dockerdStart
+}
+
 // runWorkers runs n copies of worker against t for duration and adds the
 // counts to stat.
 func runWorkers(ctx context.Context, t *target, n int, duration time.Duration, worker workerFunc, stat *rateStat) {
@@ -280,7 +303,7 @@ func (b *bench) measureKeepAlive(ctx context.Context, targets []*target) error {
 				if stats[t.name] == nil {
 					stats[t.name] = &rateStat{}
 				}
-				runWorkers(ctx, t, c, b.opts.duration, keepAlive, stats[t.name])
+				b.runMeasured(ctx, t, c, b.opts.duration, keepAlive, stats[t.name])
 				slog.Info("keep-alive", "target", t.name, "concurrency", c, "round", round,
 					"rate", fmt.Sprintf("%.0f/s", stats[t.name].rate()), "errors", stats[t.name].errors)
 			}
@@ -303,7 +326,7 @@ func (b *bench) measureNewConns(ctx context.Context, targets []*target, keyType 
 			if stats[t.name] == nil {
 				stats[t.name] = &rateStat{}
 			}
-			runWorkers(ctx, t, newConnConcurrency, b.opts.duration, newConnWorker, stats[t.name])
+			b.runMeasured(ctx, t, newConnConcurrency, b.opts.duration, newConnWorker, stats[t.name])
 			slog.Info("new connections", "target", t.name, "key", keyType, "round", round,
 				"rate", fmt.Sprintf("%.0f/s", stats[t.name].rate()), "errors", stats[t.name].errors)
 		}

@@ -143,6 +143,36 @@ func parentPID(pid int) (int, bool) {
 	return ppid, err == nil
 }
 
+// userHZ is the unit of the CPU times in /proc/PID/stat, fixed at 100 per
+// second by the Linux ABI (USER_HZ) whatever the kernel's tick rate.
+const userHZ = 100
+
+// cpuTime returns the user plus system CPU time that pids have used.
+// Processes that exited in the meantime are skipped.
+func cpuTime(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		// After the command name: state is field 3, utime 14, stime 15.
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 13 {
+			continue
+		}
+		user, _ := strconv.ParseInt(fields[11], 10, 64)
+		system, _ := strconv.ParseInt(fields[12], 10, 64)
+		ticks += user + system
+	}
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
 // residentKiB returns the sum of VmRSS over pids, in KiB.
 func residentKiB(pids []int) (int64, error) {
 	var total int64

@@ -331,7 +331,7 @@ func ratioText(got, base float64) string {
 func (r *results) writeKeepAlive(w *bytes.Buffer) {
 	fmt.Fprintf(w, "## Keep-alive GET /_ping\n\n")
 	fmt.Fprintf(w, "Each client keeps one connection open and sends the next request when the previous response has arrived.\n\n")
-	fmt.Fprintf(w, "| concurrency | target | requests/s | ratio | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| concurrency | target | requests/s | ratio | p50 | p99 | %s | errors |\n|---|---|---|---|---|---|---|---|\n", cpuHeader)
 	for _, c := range keepAliveConcurrency {
 		stats := r.keepAlive[c]
 		for _, name := range r.targets {
@@ -339,12 +339,25 @@ func (r *results) writeKeepAlive(w *bytes.Buffer) {
 			if s == nil {
 				continue
 			}
-			fmt.Fprintf(w, "| %d | %s | %.0f | %s | %s | %s | %s |\n", c, name, s.rate(),
+			fmt.Fprintf(w, "| %d | %s | %.0f | %s | %s | %s | %s | %s |\n", c, name, s.rate(),
 				ratioText(s.rate(), stats[baseline].rate()), fmtDuration(s.percentile(50)),
-				fmtDuration(s.percentile(99)), errorText(s))
+				fmtDuration(s.percentile(99)), cpuText(name, s), errorText(s))
 		}
 	}
 	w.WriteString("\n")
+}
+
+// cpuHeader names the CPU column of the rate tables.
+const cpuHeader = "CPU µs per request: target + dockerd"
+
+// cpuText returns the CPU time per request of the target's process and of
+// dockerd, from /proc/PID/stat with its 10 ms resolution. For the unix
+// socket and dockerd-tls the target is dockerd, so there is one number.
+func cpuText(name string, s *rateStat) string {
+	if name == "unix" || name == baseline {
+		return fmt.Sprintf("%.0f", s.cpuPerRequest(s.dockerdCPU))
+	}
+	return fmt.Sprintf("%.0f + %.0f", s.cpuPerRequest(s.targetCPU), s.cpuPerRequest(s.dockerdCPU))
 }
 
 func errorText(s *rateStat) string {
@@ -361,7 +374,7 @@ func (r *results) writeNewConns(w *bytes.Buffer) {
 		"The client key is ECDSA P-256 in both runs. The unix socket row has no TLS. "+
 		"dockerd reads its certificate only at start, so it is restarted with the RSA certificate "+
 		"(same data root) for the RSA rows.\n\n", newConnConcurrency)
-	fmt.Fprintf(w, "| server key | target | connections/s | ratio | p50 | key exchange | errors |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| server key | target | connections/s | ratio | p50 | key exchange | %s | errors |\n|---|---|---|---|---|---|---|---|\n", cpuHeader)
 	for _, key := range []string{keyECDSA, keyRSA} {
 		stats := r.newConn[key]
 		for _, name := range r.targets {
@@ -373,8 +386,9 @@ func (r *results) writeNewConns(w *bytes.Buffer) {
 			if curve == "" {
 				curve = "-"
 			}
-			fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %s |\n", keyLabel(key), name, s.rate(),
-				ratioText(s.rate(), stats[baseline].rate()), fmtDuration(s.percentile(50)), curve, errorText(s))
+			fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %s | %s | %s |\n", keyLabel(key), name, s.rate(),
+				ratioText(s.rate(), stats[baseline].rate()), fmtDuration(s.percentile(50)), curve,
+				cpuText(name, s), errorText(s))
 		}
 	}
 	w.WriteString("\n")
