@@ -56,7 +56,12 @@ The admin preset grants every operation and lifts every constraint. The
 readonly preset lists and inspects containers, images, networks and volumes
 and reads info, version, events and disk usage. The ci preset adds builds,
 pulls, pushes, tags, loads, running containers, logs, attach, exec, and
-volume and network management, under the constraints.`
+volume and network management, under the constraints.
+
+Exec, exec start and attach are allowed only on containers that the rule
+could create, so a ci client cannot exec into another client's privileged
+container. Local volumes may be tmpfs or a bind under bind_paths; other file
+system types, such as overlay or proc, need the admin preset.`
 
 func newPolicyCheckCommand() *cobra.Command {
 	return &cobra.Command{

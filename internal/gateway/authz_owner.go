@@ -58,6 +58,24 @@ func (o *ownerLookup) container(ctx context.Context, id string) (*containerInfo,
 	return &info, nil
 }
 
+// containerJSON returns dockerd's container inspect response for id.
+func (o *ownerLookup) containerJSON(ctx context.Context, id string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := o.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// execJSON returns dockerd's exec inspect response for id.
+func (o *ownerLookup) execJSON(ctx context.Context, id string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := o.get(ctx, "/exec/"+url.PathEscape(id)+"/json", &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // volumeInfo is the part of dockerd's volume inspect response that the
 // bind check needs.
 type volumeInfo struct {

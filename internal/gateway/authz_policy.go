@@ -120,6 +120,12 @@ func (a *policyAuthorizer) Authorize(id identity.Identity, r *http.Request) Deci
 			return denial
 		}
 	}
+	if len(d.Confined) > 0 {
+		if denial, ok := a.checkConfined(r, req, id.Name, d); !ok {
+			denial.Operation, denial.APIVersion, denial.Rule = decision.Operation, decision.APIVersion, d.Rule
+			return denial
+		}
+	}
 	if d.Body != nil {
 		body = d.Body
 	}

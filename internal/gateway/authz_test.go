@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +31,23 @@ rules:
     ownership: true
 `
 
+// fakeContainer is the part of dockerd's container inspect response that
+// fakeDocker serves.
+type fakeContainer struct {
+	ID         string `json:"Id"`
+	Config     struct{ Labels map[string]string }
+	HostConfig map[string]any
+	Mounts     []map[string]string
+}
+
 // fakeDocker serves container, exec and volume inspect requests on a unix
-// socket. Container "mine" (ID "mmm…") belongs to ci-1 and "theirs" (ID
-// "ttt…") to ci-2. Exec "e1" runs in "mine" and exec "e2" in "theirs".
-// Volume "hostroot" binds / and volume "plain" has no options.
+// socket. Container "mine" (ID "mmm…0") belongs to ci-1 and "theirs" (ID
+// "ttt…1") to ci-2. Exec "e1" runs in "mine", "e2" in "theirs", "e3" in
+// "plainbox", "e4" in "hostpid", and "e5" is privileged in "plainbox".
+// Volume "hostroot" binds / and volume "plain" has no options. The
+// containers "hostpid", "privbox", "etcbind", "unmasked" and "hostvol"
+// belong to nobody and each has one setting that the ci preset does not
+// allow.
 func fakeDocker(t *testing.T) string {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "docker.sock")
@@ -41,15 +55,27 @@ func fakeDocker(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	containers := map[string]containerInfo{}
-	for name, owner := range map[string]string{"mine": "ci-1", "theirs": "ci-2"} {
-		var info containerInfo
-		info.ID = strings.Repeat(name[:1], 64)
-		info.Config.Labels = map[string]string{policy.OwnerLabel: owner}
+	containers := map[string]fakeContainer{}
+	add := func(name, owner string, hostConfig map[string]any, mounts ...map[string]string) {
+		// The last digit keeps IDs of names with the same first letter apart.
+		id := strings.Repeat(name[:1], 63) + strconv.Itoa(len(containers)/2)
+		info := fakeContainer{ID: id, HostConfig: hostConfig, Mounts: mounts}
+		if owner != "" {
+			info.Config.Labels = map[string]string{policy.OwnerLabel: owner}
+		}
 		containers[name] = info
 		containers[info.ID] = info
 	}
-	execs := map[string]string{"e1": containers["mine"].ID, "e2": containers["theirs"].ID}
+	add("mine", "ci-1", defaultHostConfig())
+	add("theirs", "ci-2", defaultHostConfig())
+	add("plainbox", "", defaultHostConfig(), map[string]string{"Type": "volume", "Name": "plain"})
+	add("hostpid", "", defaultHostConfig("PidMode", "host"))
+	add("privbox", "", map[string]any{"Privileged": true})
+	add("etcbind", "", defaultHostConfig(), map[string]string{"Type": "bind", "Source": "/etc"})
+	add("unmasked", "", defaultHostConfig("MaskedPaths", []string{}))
+	add("hostvol", "", defaultHostConfig(), map[string]string{"Type": "volume", "Name": "hostroot"})
+	execs := map[string]string{"e1": containers["mine"].ID, "e2": containers["theirs"].ID,
+		"e3": containers["plainbox"].ID, "e4": containers["hostpid"].ID, "e5": containers["plainbox"].ID}
 	volumes := map[string]volumeInfo{
 		"hostroot": {Driver: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/"}},
 		"plain":    {Driver: "local"},
@@ -71,7 +97,8 @@ func fakeDocker(t *testing.T) string {
 			http.Error(w, `{"message":"No such exec instance"}`, http.StatusNotFound)
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]string{"ContainerID": id})
+		json.NewEncoder(w).Encode(map[string]any{"ContainerID": id,
+			"ProcessConfig": map[string]any{"privileged": r.PathValue("id") == "e5"}})
 	})
 	mux.HandleFunc("GET /volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
 		info, ok := volumes[r.PathValue("name")]
@@ -86,6 +113,24 @@ func fakeDocker(t *testing.T) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return socket
+}
+
+// defaultHostConfig returns the host configuration that dockerd 20.10
+// reports for a container created without options, with the given
+// key-value pairs set on top.
+func defaultHostConfig(keyValues ...any) map[string]any {
+	hc := map[string]any{
+		"NetworkMode":  "default",
+		"IpcMode":      "private",
+		"CgroupnsMode": "host",
+		"MaskedPaths": []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"},
+		"ReadonlyPaths": []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+	}
+	for i := 0; i+1 < len(keyValues); i += 2 {
+		hc[keyValues[i].(string)] = keyValues[i+1]
+	}
+	return hc
 }
 
 func newTestAuthorizer(t *testing.T, policyText string) *policyAuthorizer {
@@ -189,12 +234,12 @@ func TestAuthorizeOwnership(t *testing.T) {
 		message              string
 		path                 string
 	}{
-		{"own container by name", "POST", "/v1.41/containers/mine/start", ciIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("m", 64) + "/start"},
+		{"own container by name", "POST", "/v1.41/containers/mine/start", ciIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("m", 63) + "0/start"},
 		{"other container", "POST", "/v1.41/containers/theirs/start", ciIdentity, 404, "No such container: theirs", ""},
 		{"missing container", "GET", "/v1.41/containers/nothing/json", ciIdentity, 404, "No such container: nothing", ""},
 		{"own exec", "POST", "/v1.41/exec/e1/resize?h=1&w=1", ciIdentity, 0, "", "/v1.41/exec/e1/resize"},
 		{"other exec", "POST", "/v1.41/exec/e2/resize?h=1&w=1", ciIdentity, 404, "No such exec instance: e2", ""},
-		{"other client owns it", "POST", "/v1.41/containers/theirs/stop", otherIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("t", 64) + "/stop"},
+		{"other client owns it", "POST", "/v1.41/containers/theirs/stop", otherIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("t", 63) + "1/stop"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,5 +314,52 @@ func TestAuthorizeReload(t *testing.T) {
 	}
 	if err := a.Reload(); err == nil {
 		t.Error("Reload of a broken file: got no error")
+	}
+}
+
+func TestAuthorizeExecConfined(t *testing.T) {
+	a := newTestAuthorizer(t, policy.DefaultYAML)
+	admin := identity.Identity{Name: "root", Groups: []string{"admin"}}
+	tests := []struct {
+		name, method, target string
+		who                  identity.Identity
+		status               int
+		field                string
+		path                 string
+	}{
+		{"exec plain container", "POST", "/v1.41/containers/plainbox/exec", ciIdentity, 0, "",
+			"/v1.41/containers/" + strings.Repeat("p", 63) + "2/exec"},
+		{"exec host pid", "POST", "/v1.41/containers/hostpid/exec", ciIdentity, 403, "HostConfig.PidMode", ""},
+		{"exec privileged", "POST", "/v1.41/containers/privbox/exec", ciIdentity, 403, "HostConfig.Privileged", ""},
+		{"exec host bind", "POST", "/v1.41/containers/etcbind/exec", ciIdentity, 403, "Mounts[0]", ""},
+		{"exec unmasked", "POST", "/v1.41/containers/unmasked/exec", ciIdentity, 403, "HostConfig.MaskedPaths", ""},
+		{"exec host bind volume", "POST", "/v1.41/containers/hostvol/exec", ciIdentity, 403, "Mounts[0]", ""},
+		{"exec missing", "POST", "/v1.41/containers/nothing/exec", ciIdentity, 404, "", ""},
+		{"attach host pid", "POST", "/v1.41/containers/hostpid/attach?stream=1&stdin=1", ciIdentity, 403, "HostConfig.PidMode", ""},
+		{"attach ws privileged", "GET", "/v1.41/containers/privbox/attach/ws", ciIdentity, 403, "HostConfig.Privileged", ""},
+		{"start exec in plain container", "POST", "/v1.41/exec/e3/start", ciIdentity, 0, "", "/v1.41/exec/e3/start"},
+		{"start exec in host pid", "POST", "/v1.41/exec/e4/start", ciIdentity, 403, "HostConfig.PidMode", ""},
+		{"start privileged exec", "POST", "/v1.41/exec/e5/start", ciIdentity, 403, "Privileged", ""},
+		{"start missing exec", "POST", "/v1.41/exec/e9/start", ciIdentity, 404, "", ""},
+		{"admin exec host pid", "POST", "/v1.41/containers/hostpid/exec", admin, 0, "", "/v1.41/containers/hostpid/exec"},
+		{"start host pid", "POST", "/v1.41/containers/hostpid/start", ciIdentity, 0, "", "/v1.41/containers/hostpid/start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(`{"Cmd":["sh"]}`))
+			d := a.Authorize(tt.who, r)
+			if d.Status != tt.status {
+				t.Fatalf("status: got %d, want %d (%s)", d.Status, tt.status, d.Message)
+			}
+			if tt.field != "" && !strings.Contains(d.Message, tt.field) {
+				t.Errorf("message: got %q, want it to name %s", d.Message, tt.field)
+			}
+			if tt.status == 403 && !strings.HasPrefix(d.Message, "dockmoat: ") {
+				t.Errorf("message: got %q, want the dockmoat: prefix", d.Message)
+			}
+			if tt.path != "" && r.URL.Path != tt.path {
+				t.Errorf("forwarded path: got %q, want %q", r.URL.Path, tt.path)
+			}
+		})
 	}
 }

@@ -43,6 +43,11 @@ type Decision struct {
 	Containers []Reference
 	// Exec is the exec instance the request acts on, or empty.
 	Exec string
+	// Confined are existing containers, or with Field "exec" the exec
+	// instance, that the request runs a process in or attaches to. The
+	// gateway inspects each one and denies the request when ExecDenial or
+	// ContainerDenial does.
+	Confined []Reference
 	// Volumes are named volumes that a container create mounts. For each
 	// that exists on the daemon, VolumeViolation must return "".
 	Volumes []Reference
@@ -121,9 +126,15 @@ func evaluate(rule *Rule, id identity.Identity, req *dockerapi.Request, body []b
 	}
 	if req.Route.Has(dockerapi.ContainerTarget) {
 		decision.Containers = append(decision.Containers, Reference{Field: "path", ID: req.Target})
+		if confinedOperations[req.Operation] && !rule.liftAll {
+			decision.Confined = []Reference{{Field: "path", ID: req.Target}}
+		}
 	}
 	if req.Route.Has(dockerapi.ExecTarget) {
 		decision.Exec = req.Target
+		if confinedOperations[req.Operation] && !rule.liftAll {
+			decision.Confined = []Reference{{Field: "exec", ID: req.Target}}
+		}
 	}
 	for _, ref := range found.references {
 		joins := ref.Namespace != "" || strings.Contains(ref.Field, "VolumesFrom")
