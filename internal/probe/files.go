@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -115,12 +116,24 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && eq.Equal(b)
 }
 
+// maxPEMFile bounds what doctor reads of one TLS file. Real bundles are a
+// few KiB; the bound keeps a path such as /dev/zero from exhausting memory.
+const maxPEMFile = 1 << 20
+
 // readBlocks returns the PEM blocks of path and any bytes that are neither
 // PEM nor white space.
 func readBlocks(path string) ([]*pem.Block, bool, error) {
-	data, err := os.ReadFile(path)
+	file, err := os.Open(path)
 	if err != nil {
 		return nil, false, err
+	}
+	defer file.Close()
+	data, err := io.ReadAll(io.LimitReader(file, maxPEMFile+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(data) > maxPEMFile {
+		return nil, false, fmt.Errorf("%s is larger than %d bytes, which no PEM certificate or key file is; point DOCKER_CERT_PATH at the folder with ca.pem, cert.pem and key.pem", path, maxPEMFile)
 	}
 	var blocks []*pem.Block
 	rest := data
