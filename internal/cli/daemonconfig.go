@@ -208,10 +208,12 @@ func ensureServerCert(cmd *cobra.Command, o daemonConfigOptions, dns []string, i
 	return rec, true, nil
 }
 
+// missingNames returns the DNS names and IPs, as "DNS:name" and "IP:addr",
+// that the server certificate rec does not cover.
 func missingNames(rec pki.Record, dns []string, ips []net.IP) []string {
 	var missing []string
 	for _, d := range dns {
-		if !slices.Contains(rec.DNSNames, d) {
+		if !slices.Contains(rec.DNSNames, strings.ToLower(d)) {
 			missing = append(missing, "DNS:"+d)
 		}
 	}

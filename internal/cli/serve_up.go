@@ -59,9 +59,9 @@ again reuses everything.`,
 func parseIPs(values []string) ([]net.IP, error) {
 	ips := make([]net.IP, 0, len(values))
 	for _, v := range values {
-		ip := net.ParseIP(v)
-		if ip == nil {
-			return nil, fmt.Errorf("invalid --ip %q: not an IP address", v)
+		ip, err := pki.ParseIP(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --ip: %w", err)
 		}
 		ips = append(ips, ip)
 	}
@@ -114,10 +114,13 @@ func ensureGatewayCert(ca *pki.Authority, dnsNames []string, ips []net.IP, stder
 		return failure(fmt.Errorf("read the certificate index: %w", err), "")
 	}
 	if found && rec.Kind == pki.KindServer && rec.Status == pki.StatusValid {
-		fmt.Fprintf(stderr, "Using server certificate %q (serial %s), valid until %s\n",
-			gatewayServerName, rec.Serial, rec.NotAfter.Format("2006-01-02"))
-		warnMissingNames(stderr, rec, dnsNames, ips)
-		return nil
+		missing := missingNames(rec, dnsNames, ips)
+		if len(missing) == 0 {
+			fmt.Fprintf(stderr, "Using server certificate %q (serial %s), valid until %s\n",
+				gatewayServerName, rec.Serial, rec.NotAfter.Format("2006-01-02"))
+			return nil
+		}
+		return reissueGatewayCert(ca, rec, dnsNames, ips, missing, stderr)
 	}
 	if found && rec.Kind != pki.KindServer {
 		return usageError(fmt.Errorf("a %s certificate is named %q, the name of the gateway's server certificate", rec.Kind, gatewayServerName),
@@ -144,26 +147,32 @@ func ensureGatewayCert(ca *pki.Authority, dnsNames []string, ips []net.IP, stder
 	return nil
 }
 
-// warnMissingNames prints a warning when a reused server certificate lacks a
-// name given with --dns or --ip, because clients dialling that name would
-// reject the certificate.
-func warnMissingNames(stderr io.Writer, rec pki.Record, dnsNames []string, ips []net.IP) {
-	var missing []string
-	for _, name := range dnsNames {
-		if !slices.Contains(rec.DNSNames, strings.ToLower(name)) {
-			missing = append(missing, name)
+// reissueGatewayCert replaces the gateway's server certificate rec with one
+// that also covers the new names, because clients dialling a name that is
+// not in the certificate reject it. The old certificate is revoked as
+// superseded, and a running gateway picks up the new files on its own.
+func reissueGatewayCert(ca *pki.Authority, rec pki.Record, dnsNames []string, ips []net.IP, missing []string, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "Server certificate %q (serial %s) does not cover %s; reissuing it\n",
+		gatewayServerName, rec.Serial, strings.Join(missing, ", "))
+	allDNS := append(slices.Clone(rec.DNSNames), dnsNames...)
+	allIPs := slices.Clone(ips)
+	for _, s := range rec.IPs {
+		if ip := net.ParseIP(s); ip != nil {
+			allIPs = append(allIPs, ip)
 		}
 	}
-	for _, ip := range ips {
-		if !slices.ContainsFunc(rec.IPs, func(s string) bool { return net.ParseIP(s).Equal(ip) }) {
-			missing = append(missing, ip.String())
-		}
+	if _, err := ca.Revoke(rec.Serial, "superseded"); err != nil {
+		return failure(fmt.Errorf("revoke the old gateway server certificate: %w", err),
+			"pass --passphrase-file if the CA key is encrypted, or reissue it with 'dockmoat pki'")
 	}
-	if len(missing) > 0 {
-		fmt.Fprintf(stderr, "warning: the existing server certificate %q does not cover %s; "+
-			"revoke it with 'dockmoat pki' and run up again to reissue it with these names\n",
-			gatewayServerName, strings.Join(missing, ", "))
+	next, err := ca.IssueServer(pki.ServerRequest{Name: gatewayServerName, DNSNames: allDNS, IPs: allIPs})
+	if err != nil {
+		return failure(fmt.Errorf("reissue the gateway server certificate: %w", err),
+			"issue it with 'dockmoat pki issue server --name gateway --dns NAME --ip ADDR'")
 	}
+	fmt.Fprintf(stderr, "Issued server certificate %q for %s, valid until %s\n",
+		gatewayServerName, strings.Join(append(next.DNSNames, next.IPs...), ", "), next.NotAfter.Format("2006-01-02"))
+	return nil
 }
 
 // ensureAdminClient issues client "admin" in group "admin" when no client

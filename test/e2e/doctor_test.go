@@ -555,7 +555,7 @@ func runTrustStoreImport(t *testing.T, ca, store string) {
 // stateDir, that expired a day ago.
 func signExpired(t *testing.T, stateDir, cn string) (certPEM, keyPEM string) {
 	t.Helper()
-	caCert := readCert(t, pki.CACertPath(stateDir))
+	caCert := readPEMCert(t, pki.CACertPath(stateDir))
 	caKey := readKey(t, pki.CAKeyPath(stateDir))
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -598,23 +598,6 @@ func expiredSelfSignedCA(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
-
-func readCert(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // readKey parses an unencrypted PEM private key in PKCS#1, SEC 1 or PKCS#8
