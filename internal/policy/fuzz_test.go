@@ -106,3 +106,61 @@ func FuzzInspectExec(f *testing.F) {
 		}
 	})
 }
+
+// existingEscapes reports what an existing container, described by a
+// container inspect response, gives a process that runs in it.
+func existingEscapes(inspect []byte) []string {
+	var c existingContainer
+	if json.Unmarshal(inspect, &c) != nil || c.HostConfig == nil || c.HostConfig.HostConfig == nil {
+		return nil
+	}
+	hc := c.HostConfig
+	var found []string
+	if hc.Privileged {
+		found = append(found, "privileged")
+	}
+	for _, mode := range []string{string(hc.PidMode), string(hc.IpcMode), string(hc.NetworkMode),
+		string(hc.UTSMode), string(hc.UsernsMode)} {
+		if mode == "host" {
+			found = append(found, "host namespace")
+		}
+	}
+	for _, m := range c.Mounts {
+		if m.Type == "bind" {
+			found = append(found, "bind "+m.Source)
+		}
+	}
+	if len(hc.Devices) > 0 {
+		found = append(found, "devices")
+	}
+	return found
+}
+
+func FuzzContainerDenial(f *testing.F) {
+	seeds := []string{
+		`{"Id":"c","HostConfig":{"Privileged":true}}`,
+		`{"Id":"c","HostConfig":{"PidMode":"host"},"Mounts":[]}`,
+		`{"Id":"c","HostConfig":{"MaskedPaths":[]},"Mounts":[{"Type":"bind","Source":"/etc"}]}`,
+		`{"Id":"c","hostconfig":{"privileged":false,"Privileged":true}}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	req, err := classifyExec()
+	if err != nil {
+		f.Fatal(err)
+	}
+	d := Default().Decide(ciClient, req, []byte(`{"Cmd":["sh"]}`))
+	if !d.Allow || len(d.Confined) != 1 {
+		f.Fatalf("exec create as ci: got allow %v confined %v, want allow with one confined container", d.Allow, d.Confined)
+	}
+	f.Fuzz(func(t *testing.T, inspect []byte) {
+		denial, _ := d.ContainerDenial(ciClient.Name, d.Confined[0], inspect)
+		if found := existingEscapes(inspect); len(found) > 0 && denial == nil {
+			t.Fatalf("container %q would give exec %v but was allowed", inspect, found)
+		}
+		if denial != nil && !strings.HasPrefix(denial.Message, "dockmoat: ") {
+			t.Fatalf("denial message %q lacks the dockmoat: prefix", denial.Message)
+		}
+	})
+}
