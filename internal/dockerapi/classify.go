@@ -25,7 +25,7 @@ type Request struct {
 	// Route is the matched table entry.
 	Route *Route
 	// Operation is the operation name, usually Route.Operation. POST
-	// /images/create with a fromSrc parameter is "image.import".
+	// /images/create without a fromImage value is "image.import".
 	Operation string
 	// Version is the API version from the /vX.Y prefix, empty when the
 	// request has none (dockerd then uses its own current version).
@@ -129,7 +129,9 @@ func ClassifyTarget(method, target string) (*Request, error) {
 	req.Route = route
 	req.Target = value
 	req.Operation = route.Operation
-	if route.Operation == "image.pull" && query.Get("fromSrc") != "" {
+	// dockerd 20.10 pulls only when the first fromImage value is non-empty
+	// and imports otherwise, whether fromSrc is set or not.
+	if route.Operation == "image.pull" && query.Get("fromImage") == "" {
 		req.Operation = "image.import"
 	}
 	return req, nil

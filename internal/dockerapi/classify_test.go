@@ -24,10 +24,15 @@ func TestClassifyEveryRoute(t *testing.T) {
 		if route.MaxVersion != "" || route.Template == "/containers/{id}/checkpoints/{checkpoint}" {
 			continue
 		}
+		// Without fromImage, dockerd imports instead of pulling.
+		query := ""
+		if route.Operation == "image.pull" {
+			query = "?fromImage=busybox"
+		}
 		for _, prefix := range []string{"", "/v1.24", "/v1.41", "/v1.52"} {
 			target := prefix + samplePath(route)
 			t.Run(route.Method+" "+target, func(t *testing.T) {
-				req, err := ClassifyTarget(route.Method, target)
+				req, err := ClassifyTarget(route.Method, target+query)
 				if err != nil {
 					t.Fatalf("ClassifyTarget: %v", err)
 				}
@@ -65,6 +70,9 @@ func TestClassifyExamples(t *testing.T) {
 		{"POST", "/images/create?fromImage=busybox&tag=latest", "image.pull", "", ""},
 		{"POST", "/images/create?fromSrc=-", "image.import", "", ""},
 		{"POST", "/images/create?fromSrc=http://example.test/x.tar", "image.import", "", ""},
+		{"POST", "/images/create?repo=x&tag=y", "image.import", "", ""},
+		{"POST", "/images/create?fromImage=&fromImage=busybox", "image.import", "", ""},
+		{"POST", "/images/create?fromImage=busybox&fromSrc=-", "image.pull", "", ""},
 		{"GET", "/images/get?names=busybox", "image.save", "", ""},
 		{"POST", "/exec/abc/start", "exec.start", "", "abc"},
 		{"GET", "/volumes/create", "volume.inspect", "", "create"},

@@ -122,6 +122,7 @@ func TestDefaultPolicyPresets(t *testing.T) {
 		{ci, "GET", "/v1.41/containers/x/logs", true, "ci"},
 		{ci, "GET", "/v1.41/containers/x/archive?path=/", false, DefaultDenyRule},
 		{ci, "POST", "/v1.41/images/create?fromSrc=-", false, DefaultDenyRule},
+		{ci, "POST", "/v1.41/images/create?repo=x&tag=y", false, DefaultDenyRule},
 		{ci, "POST", "/session", false, DefaultDenyRule},
 		{ci, "POST", "/v1.41/plugins/pull?remote=x", false, DefaultDenyRule},
 		{ci, "POST", "/v1.41/build?networkmode=host", false, "ci"},
