@@ -212,6 +212,11 @@ func inspectRequest(rule *Rule, req *dockerapi.Request, body []byte) *inspection
 
 // inspectBuild checks build query parameters. Every value of a repeated
 // parameter is checked, although dockerd reads only the first.
+//
+// NOTE: the classic builder of dockerd 20.10 fetches "ADD <url>" sources
+// from the daemon's own network namespace whatever networkmode is, so a
+// build can read loopback-only HTTP services of the host. The Dockerfile
+// travels in the uninspected context, so no rule can deny that here.
 func inspectBuild(rule *Rule, query url.Values) *inspection {
 	if !rule.liftAll && !rule.Lift.BuildHostNetwork {
 		for _, mode := range query["networkmode"] {

@@ -16,6 +16,10 @@ var readonlyOperations = []string{
 // ciOperations adds to readonly what a CI job needs to build, push and run
 // containers under the container constraints. It leaves out archive
 // access, image removal, pruning, swarm, plugins and BuildKit sessions.
+//
+// NOTE: build, tag and load may replace any tag on the daemon, including
+// the image of a container that an admin runs privileged, and named
+// volumes are shared between clients. Ownership covers containers only.
 var ciOperations = []string{
 	"image.build", "image.pull", "image.push", "image.tag", "image.load",
 	"container.create", "container.start", "container.stop", "container.kill",
