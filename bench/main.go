@@ -111,6 +111,7 @@ func parseFlags(args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+
 	if opts.certs == "" || opts.work == "" {
 		return nil, errors.New("-certs and -work are required; run bench/run instead")
 	}
@@ -124,6 +125,8 @@ func parseFlags(args []string) (*options, error) {
 	if opts.command == "" {
 		opts.command = "bench " + strings.Join(args, " ")
 	}
+	opts.command = strings.TrimSpace(opts.command)
+
 	abs, err := filepath.Abs(opts.work)
 	if err != nil {
 		return nil, err

@@ -22,15 +22,15 @@ const pipeCommand = "tls-pipe"
 
 // runPipe is the "bench tls-pipe" command: a mutual-TLS listener that copies
 // bytes between each client connection and a new connection to the Docker
-// socket, with no HTTP parsing, no authorization and no logging. It is the
-// least work any TLS-terminating proxy in its own process can do per
-// request, so its rate is the ceiling the proxies are measured against.
+// socket, with no HTTP parsing, no authorization and no logging. It does
+// little more than any TLS-terminating proxy in its own process must do per
+// request, so its rate approximates the ceiling for such proxies.
 func runPipe(args []string) int {
 	fs := flag.NewFlagSet(pipeCommand, flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on")
 	socket := fs.String("socket", "", "Docker unix socket to forward to")
 	certDir := fs.String("cert-dir", "", "folder with ca.pem, server-cert.pem and server-key.pem")
-	x25519 := fs.Bool("x25519", false, "offer only X25519 key exchange, as Go before 1.24 does, instead of Go's default groups")
+	x25519 := fs.Bool("x25519", false, "offer only X25519 key exchange, which dockerd 20.10 (Go 1.19) negotiates, instead of Go's default groups")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -38,6 +38,7 @@ func runPipe(args []string) int {
 		fmt.Fprintln(os.Stderr, "bench tls-pipe: -socket and -cert-dir are required")
 		return 2
 	}
+
 	cfg, err := pipeTLSConfig(*certDir)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench tls-pipe: %v\n", err)
@@ -51,12 +52,14 @@ func runPipe(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench tls-pipe: %v\n", err)
 		return 1
 	}
+
 	go func() {
 		signals := make(chan os.Signal, 1)
 		signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 		<-signals
 		l.Close()
 	}()
+
 	for {
 		conn, err := l.Accept()
 		if errors.Is(err, net.ErrClosed) {

@@ -240,6 +240,7 @@ func (b *bench) startDockerd(ctx context.Context, keyType string) error {
 	if err != nil {
 		return err
 	}
+
 	files := b.serverFiles(keyType)
 	b.socket = filepath.Join(dir, "docker.sock")
 	p, err := startProcess("dockerd-"+keyType, b.opts.work, nil, "dockerd",
@@ -257,6 +258,7 @@ func (b *bench) startDockerd(ctx context.Context, keyType string) error {
 	}
 	b.dockerd = p
 	b.dockerdTLS = addr
+
 	unix := b.unixTarget()
 	if err := b.waitReady(ctx, unix, p); err != nil {
 		return err
@@ -282,6 +284,7 @@ func (b *bench) stopDockerd() {
 	}
 	b.dockerd.stop(40 * time.Second)
 	b.dockerd = nil
+
 	data, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
 		return
@@ -457,7 +460,7 @@ func (b *bench) startDockmoatBinary(ctx context.Context, bin, keyType string, en
 	return t, b.waitReady(ctx, t, p)
 }
 
-// waitReady polls GET /_ping on t until it answers 200, p exits, or 60 s
+// waitReady polls GET /_ping on t until it returns 200, p exits, or 60 s
 // pass.
 func (b *bench) waitReady(ctx context.Context, t *target, p *process) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -472,7 +475,7 @@ func (b *bench) waitReady(ctx context.Context, t *target, p *process) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer /_ping on %s: %v", t.name, t.addr, last)
+			return fmt.Errorf("%s did not respond to /_ping on %s within 60 s: %v; see its log in the work folder", t.name, t.addr, last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -175,7 +175,8 @@ func fetchProfile(ctx context.Context, addr, query, file string) error {
 	return os.WriteFile(file, data, 0o644)
 }
 
-// pprofTop returns the top entries of a profile, sorted as option says.
+// pprofTop returns the top entries of a profile, with option passed to
+// pprof to choose the sort order or sample type.
 func pprofTop(binary, file, option string) string {
 	if _, err := exec.LookPath("go"); err != nil {
 		return ""

@@ -176,6 +176,7 @@ func (b *bench) writeHeader(w *bytes.Buffer) {
 		"`tls-pipe-x25519` is the same with X25519 as its only key exchange group, measured for new connections only. "+
 		"bench/run generates everything above the section \"%s\", which is written by hand.\n\n",
 		baseline, strings.TrimPrefix(analysisHeading, "## "))
+
 	fmt.Fprintf(w, "- date: %s (%s total)\n", r.start.UTC().Format("2006-01-02 15:04 MST"), r.end.Sub(r.start).Round(time.Second))
 	fmt.Fprintf(w, "- command: `%s`\n", b.opts.command)
 	fmt.Fprintf(w, "- settings: %s per rate measurement, %d rounds with targets in rotating order, "+
