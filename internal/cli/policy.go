@@ -166,6 +166,14 @@ func explain(out io.Writer, p *policy.Policy, id identity.Identity, method, targ
 		if d.Owner != "" {
 			fmt.Fprintf(out, "ownership: containers must carry label %s=%s\n", policy.OwnerLabel, d.Owner)
 		}
+		for _, ref := range d.Confined {
+			fmt.Fprintf(out, "confined:  the gateway inspects %s %q and denies unless rule %s could create it\n",
+				confinedKind(ref), ref.ID, d.Rule)
+		}
+		for _, ref := range d.Volumes {
+			fmt.Fprintf(out, "volume:    %s names volume %q, whose driver options the gateway checks if it exists\n",
+				ref.Field, ref.ID)
+		}
 		return nil
 	}
 	fmt.Fprintf(out, "decision:  deny with status %d\nrule:      %s\n", d.Status, d.Rule)
@@ -174,6 +182,14 @@ func explain(out io.Writer, p *policy.Policy, id identity.Identity, method, targ
 	}
 	fmt.Fprintf(out, "message:   %s\n", d.Message)
 	return silentExit(ExitFailure)
+}
+
+// confinedKind names what a confined reference of a decision points at.
+func confinedKind(ref policy.Reference) string {
+	if ref.Field == "exec" {
+		return "the container of exec instance"
+	}
+	return "container"
 }
 
 func newPolicyDefaultCommand() *cobra.Command {

@@ -161,3 +161,30 @@ func (s *policySuite) testExecConfined(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyExplainChecks checks that policy explain names the checks that
+// the gateway makes on the daemon after the policy allowed a request.
+func TestPolicyExplainChecks(t *testing.T) {
+	tests := []struct {
+		name, method, target, body string
+		want                       string
+	}{
+		{"exec create", "POST", "/v1.41/containers/web/exec", `{"Cmd":["sh"]}`,
+			`confined:  the gateway inspects container "web" and denies unless rule ci could create it`},
+		{"exec start", "POST", "/v1.41/exec/e1/start", "",
+			`confined:  the gateway inspects the container of exec instance "e1" and denies unless rule ci could create it`},
+		{"named volume", "POST", "/v1.41/containers/create", `{"Image":"x","HostConfig":{"Binds":["data:/d"]}}`,
+			`volume:    HostConfig.Binds[0] names volume "data", whose driver options the gateway checks if it exists`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runDockmoat(t, tt.body, "policy", "explain", "--client", "ci-1", "--group", "ci", tt.method, tt.target, "-")
+			if r.code != 0 {
+				t.Fatalf("exit code: got %d, want 0 (%s)", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.want) {
+				t.Errorf("stdout: got %q, want it to contain %q", r.stdout, tt.want)
+			}
+		})
+	}
+}
