@@ -44,7 +44,9 @@ func newOwnerLookup(socket string) *ownerLookup {
 // containerInfo is the part of dockerd's container inspect response that
 // ownership needs.
 type containerInfo struct {
-	ID     string `json:"Id"`
+	ID string `json:"Id"`
+	// Name is the container's name with a leading slash.
+	Name   string
 	Config struct {
 		Labels map[string]string
 	}
@@ -143,6 +145,8 @@ func (a *policyAuthorizer) checkOwnership(r *http.Request, req *dockerapi.Reques
 		}
 		if ref.Field == "path" {
 			replaceTarget(req, info.ID)
+		} else if info.Name == "/"+ref.ID && isIDPrefix(ref.ID) {
+			return ambiguousName(ref), false
 		}
 	}
 	if d.Exec == "" {
@@ -184,6 +188,29 @@ func (a *policyAuthorizer) checkVolumes(r *http.Request, client string, d policy
 		}
 	}
 	return Decision{}, true
+}
+
+// isIDPrefix reports whether dockerd could read s as a container ID
+// prefix: lowercase hexadecimal digits.
+func isIDPrefix(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ambiguousName rejects a body or query reference to an owned container by
+// a name that is also a possible ID prefix. dockerd resolves a full ID
+// first, then a name, then an ID prefix, and only path targets are replaced
+// by the checked full ID. If the client removed that container between the
+// check and dockerd's lookup, the name would resolve as a prefix to another
+// client's container, whose ID the client can learn from system events.
+func ambiguousName(ref policy.Reference) Decision {
+	return Decision{Status: http.StatusBadRequest,
+		Message: fmt.Sprintf("dockmoat: %s names container %q, which could also be read as an ID prefix: "+
+			"refer to the container by its full ID or rename it", ref.Field, ref.ID)}
 }
 
 func notFound(message string) Decision {

@@ -35,6 +35,7 @@ rules:
 // fakeDocker serves.
 type fakeContainer struct {
 	ID         string `json:"Id"`
+	Name       string
 	Config     struct{ Labels map[string]string }
 	HostConfig map[string]any
 	Mounts     []map[string]string
@@ -47,7 +48,8 @@ type fakeContainer struct {
 // Volume "hostroot" binds / and volume "plain" has no options. The
 // containers "hostpid", "privbox", "etcbind", "unmasked" and "hostvol"
 // belong to nobody and each has one setting that the ci preset does not
-// allow.
+// allow. Container "abc123" belongs to ci-1 and has a name that is also a
+// possible ID prefix.
 func fakeDocker(t *testing.T) string {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "docker.sock")
@@ -59,7 +61,7 @@ func fakeDocker(t *testing.T) string {
 	add := func(name, owner string, hostConfig map[string]any, mounts ...map[string]string) {
 		// The last digit keeps IDs of names with the same first letter apart.
 		id := strings.Repeat(name[:1], 63) + strconv.Itoa(len(containers)/2)
-		info := fakeContainer{ID: id, HostConfig: hostConfig, Mounts: mounts}
+		info := fakeContainer{ID: id, Name: "/" + name, HostConfig: hostConfig, Mounts: mounts}
 		if owner != "" {
 			info.Config.Labels = map[string]string{policy.OwnerLabel: owner}
 		}
@@ -74,6 +76,7 @@ func fakeDocker(t *testing.T) string {
 	add("etcbind", "", defaultHostConfig(), map[string]string{"Type": "bind", "Source": "/etc"})
 	add("unmasked", "", defaultHostConfig("MaskedPaths", []string{}))
 	add("hostvol", "", defaultHostConfig(), map[string]string{"Type": "volume", "Name": "hostroot"})
+	add("abc123", "ci-1", defaultHostConfig())
 	execs := map[string]string{"e1": containers["mine"].ID, "e2": containers["theirs"].ID,
 		"e3": containers["plainbox"].ID, "e4": containers["hostpid"].ID, "e5": containers["plainbox"].ID}
 	volumes := map[string]volumeInfo{
@@ -359,6 +362,35 @@ func TestAuthorizeExecConfined(t *testing.T) {
 			}
 			if tt.path != "" && r.URL.Path != tt.path {
 				t.Errorf("forwarded path: got %q, want %q", r.URL.Path, tt.path)
+			}
+		})
+	}
+}
+
+func TestAuthorizeOwnedReferenceNames(t *testing.T) {
+	a := newTestAuthorizer(t, ownershipPolicy)
+	fullID := strings.Repeat("a", 63) + "8"
+	tests := []struct {
+		name, target, body string
+		status             int
+	}{
+		{"volumes from name", "/v1.41/containers/create", `{"Image":"x","HostConfig":{"VolumesFrom":["mine:ro"]}}`, 0},
+		{"volumes from hex name", "/v1.41/containers/create", `{"Image":"x","HostConfig":{"VolumesFrom":["abc123"]}}`, 400},
+		{"volumes from full ID", "/v1.41/containers/create", `{"Image":"x","HostConfig":{"VolumesFrom":["` + fullID + `"]}}`, 0},
+		{"network of hex name", "/v1.41/containers/create", `{"Image":"x","HostConfig":{"NetworkMode":"container:abc123"}}`, 400},
+		{"link to hex name", "/v1.41/containers/create", `{"Image":"x","HostConfig":{"Links":["abc123:db"]}}`, 400},
+		{"connect hex name", "/v1.41/networks/n1/connect", `{"Container":"abc123"}`, 400},
+		{"connect full ID", "/v1.41/networks/n1/connect", `{"Container":"` + fullID + `"}`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", tt.target, strings.NewReader(tt.body))
+			d := a.Authorize(ciIdentity, r)
+			if d.Status != tt.status {
+				t.Fatalf("status: got %d, want %d (%s)", d.Status, tt.status, d.Message)
+			}
+			if tt.status == 400 && !strings.Contains(d.Message, "full ID") {
+				t.Errorf("message: got %q, want it to ask for the full ID", d.Message)
 			}
 		})
 	}
