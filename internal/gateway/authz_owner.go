@@ -170,8 +170,8 @@ func (a *policyAuthorizer) checkOwnership(r *http.Request, req *dockerapi.Reques
 }
 
 // checkVolumes denies a request that mounts an existing named volume whose
-// local driver options bind a host path, which the request body cannot
-// show. Volumes that do not exist yet are created by dockerd from the
+// local driver options reach the host beyond what the rule allows, which
+// the request body cannot show. Volumes that do not exist yet are created by dockerd from the
 // already checked request.
 func (a *policyAuthorizer) checkVolumes(r *http.Request, client string, d policy.Decision) (Decision, bool) {
 	for _, ref := range d.Volumes {
@@ -201,8 +201,8 @@ func isIDPrefix(s string) bool {
 	return s != ""
 }
 
-// ambiguousName rejects a body or query reference to an owned container by
-// a name that is also a possible ID prefix. dockerd resolves a full ID
+// ambiguousName returns the rejection of a body or query reference to an
+// owned container by a name that is also a possible ID prefix. dockerd resolves a full ID
 // first, then a name, then an ID prefix, and only path targets are replaced
 // by the checked full ID. If the client removed that container between the
 // check and dockerd's lookup, the name would resolve as a prefix to another
