@@ -25,7 +25,13 @@ func (a *policyAuthorizer) checkConfined(r *http.Request, req *dockerapi.Request
 			}
 			containerRef = policy.Reference{Field: "exec container", ID: containerID}
 		}
-		raw, err := a.owners.containerJSON(r.Context(), containerRef.ID)
+		lookup := containerRef.ID
+		if ref.Field == "path" {
+			// The ownership check may already have pinned the target to a
+			// full ID, and this check must look at that same container.
+			lookup = req.Target
+		}
+		raw, err := a.owners.containerJSON(r.Context(), lookup)
 		if errors.Is(err, errNotFound) {
 			return notFound("No such container: " + containerRef.ID), false
 		}
