@@ -242,6 +242,8 @@ func TestAuthorizeOwnership(t *testing.T) {
 		{"missing container", "GET", "/v1.41/containers/nothing/json", ciIdentity, 404, "No such container: nothing", ""},
 		{"own exec", "POST", "/v1.41/exec/e1/resize?h=1&w=1", ciIdentity, 0, "", "/v1.41/exec/e1/resize"},
 		{"other exec", "POST", "/v1.41/exec/e2/resize?h=1&w=1", ciIdentity, 404, "No such exec instance: e2", ""},
+		{"own exec create", "POST", "/v1.41/containers/mine/exec", ciIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("m", 63) + "0/exec"},
+		{"other exec create", "POST", "/v1.41/containers/theirs/exec", ciIdentity, 404, "No such container: theirs", ""},
 		{"other client owns it", "POST", "/v1.41/containers/theirs/stop", otherIdentity, 0, "", "/v1.41/containers/" + strings.Repeat("t", 63) + "1/stop"},
 	}
 	for _, tt := range tests {
