@@ -405,6 +405,11 @@ func bindFlag(options string) string {
 }
 
 // bindAllowed reports whether the rule allows a bind of host path source.
+//
+// NOTE: dockerd follows symbolic links in source when it mounts it (seen
+// with dockerd 20.10.24), so a link under an allowed prefix binds whatever
+// it points to. Paths are compared as text only, so allowed prefixes must
+// not be writable by the clients, for example through an allowed bind.
 func (r *Rule) bindAllowed(source string) bool {
 	if r.liftAll {
 		return true
