@@ -61,7 +61,9 @@ volume and network management, under the constraints.
 Exec, exec start and attach are allowed only on containers that the rule
 could create, so a ci client cannot exec into another client's privileged
 container. Local volumes may be tmpfs or a bind under bind_paths; other file
-system types, such as overlay or proc, need the admin preset.`
+system types, such as overlay or proc, need the admin preset. Bind paths are
+compared as text and dockerd follows symbolic links under them, so clients
+must not be able to write there.`
 
 func newPolicyCheckCommand() *cobra.Command {
 	return &cobra.Command{
