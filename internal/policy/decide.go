@@ -153,16 +153,19 @@ func evaluate(rule *Rule, id identity.Identity, req *dockerapi.Request, body []b
 }
 
 // withOwnership adds the owner label to container create bodies and the
-// owner filter to container list and prune queries.
+// owner filter to container list, prune and event queries. dockerd copies
+// container labels into the attributes of container and exec events, so the
+// filter keeps the client's own container events. It also drops events of
+// networks and volumes, which carry no such label.
 //
-// NOTE: system.events and system.df are not filtered, so a client that may
-// call them can still read the names and IDs of other clients' containers.
+// NOTE: system.df is not filtered, so a client that may call it can still
+// read the names and IDs of other clients' containers.
 func withOwnership(decision Decision, req *dockerapi.Request, body []byte) Decision {
 	var err error
 	switch req.Operation {
 	case "container.create":
 		decision.Body, err = InjectOwnerLabel(body, decision.Owner)
-	case "container.list", "container.prune":
+	case "container.list", "container.prune", "system.events":
 		decision.Query, err = AddOwnerFilter(req.Query, decision.Owner)
 	}
 	if err != nil {

@@ -224,6 +224,19 @@ rules:
 			t.Errorf("filters: got %s, want %s", got, want)
 		}
 	})
+	t.Run("events add filter", func(t *testing.T) {
+		d := p.Decide(ciClient, classify(t, "GET", `/v1.41/events?since=1&filters=%7B%22type%22%3A%5B%22container%22%5D%7D`), nil)
+		if !d.Allow {
+			t.Fatalf("got deny: %s", d.Message)
+		}
+		want := `{"label":{"dockmoat.owner=ci-1":true},"type":{"container":true}}`
+		if got := d.Query.Get("filters"); got != want {
+			t.Errorf("filters: got %s, want %s", got, want)
+		}
+		if got := d.Query.Get("since"); got != "1" {
+			t.Errorf("since: got %q, want 1", got)
+		}
+	})
 	t.Run("path target", func(t *testing.T) {
 		d := p.Decide(ciClient, classify(t, "POST", "/v1.41/containers/abc/start"), nil)
 		if d.Owner != "ci-1" || len(d.Containers) != 1 || d.Containers[0].ID != "abc" {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,29 @@ func TestPolicyAttacks(t *testing.T) {
 
 	t.Run("local volume types", s.testLocalVolumeTypes)
 	t.Run("exec into admin container", s.testExecConfined)
+	t.Run("owned events", s.testOwnedEvents)
+}
+
+// testOwnedEvents checks that a client under ownership sees the events of
+// its own containers and not those of another client, which would show
+// their names, IDs and exec commands.
+func (s *policySuite) testOwnedEvents(t *testing.T) {
+	a := dockertest.NewCLI(t, s.gw.Host, s.teamA)
+	b := dockertest.NewCLI(t, s.gw.Host, s.teamB)
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	s.removeLater(t, "team-a-events")
+	s.removeLater(t, "team-b-events")
+	a.Must(t, "run", "--name", "team-a-events", s.image, "true")
+	b.Must(t, "run", "--name", "team-b-events", s.image, "true")
+	until := strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10)
+
+	events := b.Must(t, "events", "--since", since, "--until", until, "--format", "{{.Actor.Attributes.name}}")
+	if strings.Contains(events, "team-a-events") {
+		t.Errorf("docker events as team-b: got %q, want no event of team-a's container", events)
+	}
+	if !strings.Contains(events, "team-b-events") {
+		t.Errorf("docker events as team-b: got %q, want the events of team-b-events", events)
+	}
 }
 
 // testLocalVolumeTypes creates local volumes whose file system type reaches
