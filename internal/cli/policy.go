@@ -39,7 +39,7 @@ _ping and version, which every client with a valid certificate may call.
       presets: [ci]             # admin, ci, readonly
       operations: [image.save, "volume.*"]   # see 'dockmoat policy operations'
       ownership: true           # label created containers, hide others' (404)
-      images: ["registry.example/*"]        # repositories create and pull may use
+      images: ["registry.example/*"]   # repositories for create, pull, build, tag
       lift:                     # constraints this rule relaxes
         privileged: false       # privileged containers and exec
         capabilities: [NET_ADMIN]           # CapAdd beyond Docker's defaults

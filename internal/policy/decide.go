@@ -201,7 +201,12 @@ func inspectRequest(rule *Rule, req *dockerapi.Request, body []byte) *inspection
 	case "network.connect", "network.disconnect":
 		return inspectNetworkConnect(body)
 	case "image.build":
-		return inspectBuild(rule, req.Query)
+		if found := inspectBuild(rule, req.Query); found.violation != nil {
+			return found
+		}
+		return inspectImageNames(rule, "t", req.Query["t"])
+	case "image.tag":
+		return inspectImageNames(rule, "repo", req.Query["repo"])
 	case "image.pull":
 		return inspectPull(rule, req.Query)
 	case "image.commit":
@@ -253,6 +258,24 @@ func inspectPull(rule *Rule, query url.Values) *inspection {
 	}
 	if len(query["fromImage"]) == 0 {
 		return deny("fromImage", "is missing")
+	}
+	return &inspection{}
+}
+
+// inspectImageNames checks the names that a build or tag gives an image
+// against the rule's images, so that a rule limited to some repositories
+// cannot replace the image behind a name that other clients run.
+//
+// NOTE: image.load takes its names from the uploaded archive, which the
+// gateway streams without reading, so a load can still replace any name.
+func inspectImageNames(rule *Rule, parameter string, names []string) *inspection {
+	if len(rule.Images) == 0 {
+		return &inspection{}
+	}
+	for _, name := range names {
+		if !imageAllowed(rule.Images, name) {
+			return deny(parameter, "%q matches none of the rule's images", name)
+		}
 	}
 	return &inspection{}
 }

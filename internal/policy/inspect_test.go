@@ -297,3 +297,43 @@ func TestCheckJSONKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestImageNames(t *testing.T) {
+	p := mustParse(t, `
+rules:
+  - name: scoped
+    clients: [scoped]
+    presets: [ci]
+    images: ["localhost/*"]
+  - name: ci
+    groups: [ci]
+    presets: [ci]
+`)
+	scoped := identity.Identity{Name: "scoped"}
+	tests := []struct {
+		name   string
+		who    identity.Identity
+		target string
+		allow  bool
+		field  string
+	}{
+		{"build allowed tag", scoped, "/v1.41/build?t=localhost/app:1", true, ""},
+		{"build untagged", scoped, "/v1.41/build", true, ""},
+		{"build other tag", scoped, "/v1.41/build?t=busybox:latest", false, "t"},
+		{"build second tag", scoped, "/v1.41/build?t=localhost/app&t=busybox", false, "t"},
+		{"tag allowed repo", scoped, "/v1.41/images/abc/tag?repo=localhost/app&tag=2", true, ""},
+		{"tag other repo", scoped, "/v1.41/images/abc/tag?repo=busybox&tag=latest", false, "repo"},
+		{"tag without images", ciClient, "/v1.41/images/abc/tag?repo=busybox&tag=latest", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Decide(tt.who, classify(t, "POST", tt.target), nil)
+			if d.Allow != tt.allow {
+				t.Errorf("allow: got %v, want %v (%s)", d.Allow, tt.allow, d.Message)
+			}
+			if d.Field != tt.field {
+				t.Errorf("field: got %q, want %q", d.Field, tt.field)
+			}
+		})
+	}
+}

@@ -44,7 +44,8 @@ type Rule struct {
 	// limits the client to containers that carry its own CN there.
 	Ownership bool
 	// Images are repository patterns in path.Match syntax that container
-	// create and image pull must match. An empty list allows any image.
+	// create, image pull and the names given by build and tag must match.
+	// An empty list allows any image.
 	Images []string
 	// Lift relaxes the container constraints for this rule.
 	Lift Lift
