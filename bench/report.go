@@ -171,8 +171,8 @@ func (b *bench) writeHeader(w *bytes.Buffer) {
 		"Every target fronts the same private dockerd, and client, proxy and dockerd share the machine's cores. "+
 		"Ratios are relative to `%s` in the same run. `tls-pipe` is the benchmark's own Go process "+
 		"(`bench tls-pipe`, bench/pipe.go) that terminates mutual TLS and copies bytes to a new socket connection "+
-		"per client connection, with no HTTP parsing, authorization or logging: the least work a proxy "+
-		"in its own process can do, so it shows the floor that the proxy hop itself costs. "+
+		"per client connection, with no HTTP parsing, authorization or logging: little more than any proxy "+
+		"in its own process must do, so it approximates the floor that the proxy hop itself costs. "+
 		"`tls-pipe-x25519` is the same with X25519 as its only key exchange group, measured for new connections only. "+
 		"bench/run generates everything above the section \"%s\", which is written by hand.\n\n",
 		baseline, strings.TrimPrefix(analysisHeading, "## "))
