@@ -114,3 +114,117 @@ func TestOpenFileAppends(t *testing.T) {
 		t.Errorf("mode = %o, want 640", perm)
 	}
 }
+
+// lockedBuffer is a bytes.Buffer that the flush timer's goroutine and the
+// test may use at the same time.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.writes++
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) lines() (lines, writes int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), "\n"), b.writes
+}
+
+func TestBufferedJSONLinesBatches(t *testing.T) {
+	var out lockedBuffer
+	sink := NewBufferedJSONLines(&out, time.Hour)
+	for i := 0; i < 10; i++ {
+		sink.Write(&Record{Event: EventRequest})
+	}
+	if lines, _ := out.lines(); lines != 0 {
+		t.Errorf("lines before the flush interval = %d, want 0", lines)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines, writes := out.lines()
+	if lines != 10 {
+		t.Errorf("lines after Close = %d, want 10", lines)
+	}
+	if writes != 1 {
+		t.Errorf("Write calls for 10 records = %d, want 1", writes)
+	}
+}
+
+func TestBufferedJSONLinesFlushInterval(t *testing.T) {
+	var out lockedBuffer
+	sink := NewBufferedJSONLines(&out, 10*time.Millisecond)
+	defer sink.Close()
+	for round := 1; round <= 2; round++ {
+		sink.Write(&Record{Event: EventRequest})
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			lines, _ := out.lines()
+			if lines == round {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: lines after 5 s = %d, want %d", round, lines, round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func TestBufferedJSONLinesWritesFullBuffer(t *testing.T) {
+	var out lockedBuffer
+	sink := NewBufferedJSONLines(&out, time.Hour)
+	defer sink.Close()
+	path := strings.Repeat("x", 1000)
+	for i := 0; i < 40; i++ {
+		sink.Write(&Record{Event: EventRequest, Path: path})
+	}
+	if lines, _ := out.lines(); lines == 0 {
+		t.Error("lines after 40 KiB of records = 0, want the first 32 KiB written")
+	}
+}
+
+func TestBufferedJSONLinesCountsFailedBatch(t *testing.T) {
+	sink := NewBufferedJSONLines(failingWriter{}, time.Hour)
+	var reported []error
+	sink.OnError = func(err error) { reported = append(reported, err) }
+	for i := 0; i < 3; i++ {
+		sink.Write(&Record{})
+	}
+	sink.Flush()
+	sink.Write(&Record{})
+	sink.Flush()
+	if len(reported) != 1 {
+		t.Errorf("OnError calls = %d, want 1", len(reported))
+	}
+	if sink.Failures() != 4 {
+		t.Errorf("Failures = %d, want 4", sink.Failures())
+	}
+}
+
+func TestOpenFileCloseWritesPending(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	sink, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		sink.Write(&Record{Event: EventRequest})
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 100 {
+		t.Errorf("lines after Close = %d, want 100", n)
+	}
+}
