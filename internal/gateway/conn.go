@@ -71,6 +71,9 @@ type serverConn struct {
 
 	// id is set once by the handshake and read only after it.
 	id identity.Identity
+	// peer is the client's address as "host:port", formatted once for the
+	// audit records of every request on the connection.
+	peer string
 
 	closeOnce sync.Once
 }
@@ -135,6 +138,7 @@ func (c *serverConn) handshake() error {
 			return
 		}
 		c.id = identity.FromCertificate(c.Conn.ConnectionState().PeerCertificates[0])
+		c.peer = c.raw.RemoteAddr().String()
 		c.handshaken.Store(true)
 		c.srv.conns.add(c)
 	})

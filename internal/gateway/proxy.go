@@ -198,7 +198,7 @@ func (s *Server) auditRecord(r *http.Request, ex *exchange, id identity.Identity
 		Client:     id.Name,
 		Serial:     id.Serial,
 		Groups:     id.Groups,
-		RemoteAddr: ex.conn.raw.RemoteAddr().String(),
+		RemoteAddr: ex.conn.peer,
 		Method:     r.Method,
 		Path:       r.URL.Path,
 		APIVersion: ex.decision.APIVersion,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,5 +245,9 @@ func (s *Server) closeRevoked(st *tlsState) int {
 // nextRequestID returns a request ID unique within this process and
 // unlikely to repeat across restarts.
 func (s *Server) nextRequestID() string {
-	return s.requestPrefix + "-" + fmt.Sprintf("%d", s.requestSeq.Add(1))
+	var buf [48]byte
+	b := append(buf[:0], s.requestPrefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, s.requestSeq.Add(1), 10)
+	return string(b)
 }
