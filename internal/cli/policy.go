@@ -49,6 +49,7 @@ _ping and version, which every client with a valid certificate may call.
         sysctls: ["net.ipv4.*"]
         bind_paths: [/srv/ci]   # host path prefixes for bind mounts
         volumes_from: false     # VolumesFrom without an ownership check
+        log_drivers: [syslog]   # beyond json-file, local, journald, none
         build_host_network: false
         build_remote: false
 
@@ -63,7 +64,12 @@ could create, so a ci client cannot exec into another client's privileged
 container. Local volumes may be tmpfs or a bind under bind_paths; other file
 system types, such as overlay or proc, need the admin preset. Bind paths are
 compared as text and dockerd follows symbolic links under them, so clients
-must not be able to write there.`
+must not be able to write there.
+
+Log drivers other than json-file, local, journald and none, such as syslog,
+gelf or fluentd, make dockerd connect from the host's network to the
+address in the log options. Without a driver, only the options of those
+four may be set. log_drivers lifts this limit.`
 
 func newPolicyCheckCommand() *cobra.Command {
 	return &cobra.Command{

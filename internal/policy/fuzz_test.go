@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,6 +53,14 @@ func escapes(data []byte) []string {
 		if len(hc.Devices) > 0 {
 			found = append(found, "devices")
 		}
+		if !slices.Contains(localLogDrivers, hc.LogConfig.Type) && hc.LogConfig.Type != "" {
+			found = append(found, "log driver "+hc.LogConfig.Type)
+		}
+		// An empty driver passes its options to the daemon's default
+		// driver, which may be syslog.
+		if _, ok := hc.LogConfig.Config["syslog-address"]; ok && hc.LogConfig.Type == "" {
+			found = append(found, "log address for the default driver")
+		}
 	}
 	if len(body.Capabilities) > 0 || (body.Inner != nil && len(body.Inner.Capabilities) > 0) {
 		found = append(found, "capabilities")
@@ -70,6 +79,8 @@ func FuzzInspectCreate(f *testing.F) {
 		`{"Image":"x","HostConfig":{"PidMode":"host","NetworkMode":"host"}}`,
 		`{"Image":"x","HostConfig":{"Bind\u017f":["/:/h"]}}`,
 		`{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}`,
+		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://127.0.0.1:1"}}}}`,
+		`{"Image":"x","LogConfig":{"Config":{"syslog-address":"udp://127.0.0.1:1"}}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -159,6 +159,9 @@ func checkHostConfig(rule *Rule, prefix string, hc *container.HostConfig, result
 	if found := checkSecurity(rule, prefix, hc); found != nil {
 		return found
 	}
+	if found := checkLogConfig(rule, prefix, hc.LogConfig); found != nil {
+		return found
+	}
 
 	for name := range hc.Sysctls {
 		if !matchAny(rule.Lift.Sysctls, name) {
@@ -430,7 +433,10 @@ func (r *Rule) liftedNamespace(namespace string) bool {
 	return r.liftAll || slices.Contains(r.Lift.Namespaces, namespace)
 }
 
-// inspectUpdate checks a container update body.
+// inspectUpdate checks a container update body. dockerd 20.10.24 decodes it
+// into container.UpdateConfig, which has resources and the restart policy
+// but no LogConfig, and leaves the log driver unchanged when the body has
+// one.
 func inspectUpdate(rule *Rule, data []byte) *inspection {
 	var body container.UpdateConfig
 	if err := decodeBody(data, &body); err != nil {

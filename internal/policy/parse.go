@@ -216,9 +216,12 @@ func (p *parser) lift(node *yaml.Node, field string, lift *Lift) error {
 			return p.boolean(value, f, &lift.BuildHostNetwork)
 		case "build_remote":
 			return p.boolean(value, f, &lift.BuildRemote)
+		case "log_drivers":
+			return p.driverNames(value, f, &lift.LogDrivers)
 		}
 		return p.fail(value, f, "unknown field: use privileged, capabilities, devices, namespaces, "+
-			"security_options, sysctls, bind_paths, volumes_from, build_host_network or build_remote")
+			"security_options, sysctls, bind_paths, volumes_from, build_host_network, build_remote "+
+			"or log_drivers")
 	})
 }
 
@@ -282,6 +285,21 @@ func (p *parser) bindPaths(node *yaml.Node, field string, out *[]string) error {
 			return p.fail(node.Content[i], f, "host path \"/\" would allow every bind mount: grant the admin preset instead")
 		}
 		(*out)[i] = path.Clean(prefix)
+	}
+	return nil
+}
+
+// driverNames reads a list of log driver names. dockerd compares
+// driver names exactly, so names with white space could never match.
+func (p *parser) driverNames(node *yaml.Node, field string, out *[]string) error {
+	if err := p.strings(node, field, out); err != nil {
+		return err
+	}
+	for i, name := range *out {
+		if strings.ContainsAny(name, " \t\r\n") {
+			return p.fail(node.Content[i], fmt.Sprintf("%s[%d]", field, i),
+				"driver name %q contains white space: write the name as docker info lists it", name)
+		}
 	}
 	return nil
 }

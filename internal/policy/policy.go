@@ -84,6 +84,10 @@ type Lift struct {
 	BuildHostNetwork bool
 	// BuildRemote allows image builds from a remote context URL.
 	BuildRemote bool
+	// LogDrivers are log drivers that containers may use beyond json-file,
+	// local, journald and none, such as syslog or gelf. dockerd connects
+	// from the host's network to the address in such a driver's options.
+	LogDrivers []string
 }
 
 // selects reports whether the rule applies to id.
