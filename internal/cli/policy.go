@@ -50,6 +50,8 @@ _ping and version, which every client with a valid certificate may call.
         bind_paths: [/srv/ci]   # host path prefixes for bind mounts
         volumes_from: false     # VolumesFrom without an ownership check
         log_drivers: [syslog]   # beyond json-file, local, journald, none
+        network_drivers: [macvlan]          # beyond bridge, overlay, null
+        network_options: [com.docker.network.bridge.name]
         build_host_network: false
         build_remote: false
 
@@ -69,7 +71,11 @@ must not be able to write there.
 Log drivers other than json-file, local, journald and none, such as syslog,
 gelf or fluentd, make dockerd connect from the host's network to the
 address in the log options. Without a driver, only the options of those
-four may be set. log_drivers lifts this limit.`
+four may be set. Network drivers other than bridge, overlay and null, such
+as macvlan and ipvlan, attach containers to a host interface, and so can
+the bridge option com.docker.network.bridge.name, which may name an
+existing host bridge. log_drivers, network_drivers and network_options
+lift these limits.`
 
 func newPolicyCheckCommand() *cobra.Command {
 	return &cobra.Command{

@@ -198,6 +198,8 @@ func inspectRequest(rule *Rule, req *dockerapi.Request, body []byte) *inspection
 		return inspectExec(rule, body)
 	case "volume.create":
 		return inspectVolumeCreate(rule, body)
+	case "network.create":
+		return inspectNetworkCreate(rule, body)
 	case "network.connect", "network.disconnect":
 		return inspectNetworkConnect(body)
 	case "image.build":

@@ -20,11 +20,18 @@ rules:
     presets: [ci]
     lift:
       log_drivers: [syslog]
+  - name: lan
+    clients: [lan]
+    presets: [ci]
+    lift:
+      network_drivers: [macvlan]
+      network_options: [com.docker.network.bridge.name]
 `
 
 var (
 	adminClient  = identity.Identity{Name: "root", Groups: []string{"admin"}}
 	loggerClient = identity.Identity{Name: "logger"}
+	lanClient    = identity.Identity{Name: "lan"}
 )
 
 func TestLogConfig(t *testing.T) {
@@ -86,16 +93,73 @@ func TestLogConfigMessage(t *testing.T) {
 	}
 }
 
-func TestLogDriversParse(t *testing.T) {
+func TestNetworkCreate(t *testing.T) {
 	p := mustParse(t, driversPolicy)
-	for _, r := range p.Rules {
-		if r.Name != "logs" {
-			continue
-		}
-		if got := strings.Join(r.Lift.LogDrivers, ","); got != "syslog" {
-			t.Errorf("log_drivers: got %q, want syslog", got)
-		}
-		return
+	tests := []struct {
+		name  string
+		who   identity.Identity
+		body  string
+		allow bool
+		field string
+	}{
+		{"CLI default", ciClient, `{"Name":"x","CheckDuplicate":true,"Driver":"bridge","Scope":"","EnableIPv6":false,"IPAM":{"Driver":"default","Options":{},"Config":[]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{},"Labels":{}}`, true, ""},
+		{"empty driver", ciClient, `{"Name":"x"}`, true, ""},
+		{"empty body", ciClient, ``, true, ""},
+		{"overlay", ciClient, `{"Name":"x","Driver":"overlay","Attachable":true}`, true, ""},
+		{"null", ciClient, `{"Name":"x","Driver":"null"}`, true, ""},
+		{"bridge options", ciClient, `{"Name":"x","Driver":"bridge","Options":{"com.docker.network.driver.mtu":"1400","com.docker.network.bridge.enable_icc":"false"}}`, true, ""},
+		{"bridge name as label", ciClient, `{"Name":"x","Labels":{"com.docker.network.bridge.name":"eth0"}}`, true, ""},
+
+		{"macvlan", ciClient, `{"Name":"x","Driver":"macvlan","Options":{"parent":"lo"}}`, false, "Driver"},
+		{"ipvlan", ciClient, `{"Name":"x","Driver":"ipvlan","Options":{"parent":"eth0"}}`, false, "Driver"},
+		{"host", ciClient, `{"Name":"x","Driver":"host"}`, false, "Driver"},
+		{"plugin", ciClient, `{"Name":"x","Driver":"example/net-plugin"}`, false, "Driver"},
+		{"upper case bridge", ciClient, `{"Name":"x","Driver":"BRIDGE"}`, false, "Driver"},
+		{"lower case key", ciClient, `{"Name":"x","driver":"macvlan"}`, false, "Driver"},
+		{"bridge name", ciClient, `{"Name":"x","Driver":"bridge","Options":{"com.docker.network.bridge.name":"eth0"}}`, false, "Options"},
+		{"bridge name upper case", ciClient, `{"Name":"x","Options":{"COM.DOCKER.NETWORK.BRIDGE.NAME":"br0"}}`, false, "Options"},
+		{"config-only bridge name", ciClient, `{"Name":"x","ConfigOnly":true,"Options":{"com.docker.network.bridge.name":"br0"}}`, false, "Options"},
+		{"config-only macvlan", ciClient, `{"Name":"x","Driver":"macvlan","ConfigOnly":true,"Options":{"parent":"eth0"}}`, false, "Driver"},
+		{"duplicate driver", ciClient, `{"Name":"x","Driver":"bridge","driver":"macvlan"}`, false, "body"},
+		{"wrong type", ciClient, `{"Name":"x","Driver":1}`, false, "body"},
+
+		{"lifted macvlan", lanClient, `{"Name":"x","Driver":"macvlan","Options":{"parent":"eth0"}}`, true, ""},
+		{"lifted bridge name", lanClient, `{"Name":"x","Options":{"com.docker.network.bridge.name":"br0"}}`, true, ""},
+		{"lifted macvlan only", lanClient, `{"Name":"x","Driver":"ipvlan"}`, false, "Driver"},
+		{"admin", adminClient, `{"Name":"x","Driver":"ipvlan","Options":{"parent":"eth0","com.docker.network.bridge.name":"br0"}}`, true, ""},
 	}
-	t.Fatal("rule logs not found")
+	req := classify(t, "POST", "/v1.41/networks/create")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Decide(tt.who, req, []byte(tt.body))
+			if d.Allow != tt.allow {
+				t.Errorf("allow: got %v, want %v (%s)", d.Allow, tt.allow, d.Message)
+			}
+			if d.Field != tt.field {
+				t.Errorf("field: got %q, want %q", d.Field, tt.field)
+			}
+		})
+	}
+}
+
+func TestDriverLiftParse(t *testing.T) {
+	p := mustParse(t, driversPolicy)
+	var logs, lan *Rule
+	for _, r := range p.Rules {
+		switch r.Name {
+		case "logs":
+			logs = r
+		case "lan":
+			lan = r
+		}
+	}
+	if got := strings.Join(logs.Lift.LogDrivers, ","); got != "syslog" {
+		t.Errorf("log_drivers: got %q, want syslog", got)
+	}
+	if got := strings.Join(lan.Lift.NetworkDrivers, ","); got != "macvlan" {
+		t.Errorf("network_drivers: got %q, want macvlan", got)
+	}
+	if got := strings.Join(lan.Lift.NetworkOptions, ","); got != bridgeNameOption {
+		t.Errorf("network_options: got %q, want %s", got, bridgeNameOption)
+	}
 }

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockmoat/dockmoat/internal/dockerapi"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 )
 
 // escapes reports what a container create body would do to the host if
@@ -97,6 +99,41 @@ func FuzzInspectCreate(f *testing.F) {
 		}
 		if !d.Allow && !strings.HasPrefix(d.Message, "dockmoat: ") {
 			t.Fatalf("denial message %q lacks the dockmoat: prefix", d.Message)
+		}
+	})
+}
+
+// FuzzInspectNetworkCreate checks that a ci client never gets a network
+// that dockerd would attach to a host interface.
+func FuzzInspectNetworkCreate(f *testing.F) {
+	seeds := []string{
+		`{"Name":"x","Driver":"bridge","Options":{}}`,
+		`{"Name":"x","Driver":"macvlan","Options":{"parent":"lo"}}`,
+		`{"Name":"x","driver":"bridge","DRIVER":"ipvlan"}`,
+		`{"Name":"x","Options":{"com.docker.network.bridge.name":"eth0"}}`,
+		`{"Name":"x","ConfigOnly":true,"Options":{"com.docker.network.bridge.name":"br0"}}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	p := Default()
+	req, err := dockerapi.ClassifyTarget("POST", "/v1.41/networks/create")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d := p.Decide(ciClient, req, body)
+		var create network.CreateRequest
+		if json.NewDecoder(bytes.NewReader(body)).Decode(&create) != nil || !d.Allow {
+			return
+		}
+		if create.Driver == "macvlan" || create.Driver == "ipvlan" {
+			t.Fatalf("body %q creates a %s network on the daemon but was allowed", body, create.Driver)
+		}
+		for key := range create.Options {
+			if strings.EqualFold(key, bridgeNameOption) {
+				t.Fatalf("body %q names the network's bridge but was allowed", body)
+			}
 		}
 	})
 }

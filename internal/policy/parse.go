@@ -218,10 +218,14 @@ func (p *parser) lift(node *yaml.Node, field string, lift *Lift) error {
 			return p.boolean(value, f, &lift.BuildRemote)
 		case "log_drivers":
 			return p.driverNames(value, f, &lift.LogDrivers)
+		case "network_drivers":
+			return p.driverNames(value, f, &lift.NetworkDrivers)
+		case "network_options":
+			return p.networkOptions(value, f, &lift.NetworkOptions)
 		}
 		return p.fail(value, f, "unknown field: use privileged, capabilities, devices, namespaces, "+
-			"security_options, sysctls, bind_paths, volumes_from, build_host_network, build_remote "+
-			"or log_drivers")
+			"security_options, sysctls, bind_paths, volumes_from, build_host_network, build_remote, "+
+			"log_drivers, network_drivers or network_options")
 	})
 }
 
@@ -289,7 +293,7 @@ func (p *parser) bindPaths(node *yaml.Node, field string, out *[]string) error {
 	return nil
 }
 
-// driverNames reads a list of log driver names. dockerd compares
+// driverNames reads a list of log or network driver names. dockerd compares
 // driver names exactly, so names with white space could never match.
 func (p *parser) driverNames(node *yaml.Node, field string, out *[]string) error {
 	if err := p.strings(node, field, out); err != nil {
@@ -299,6 +303,19 @@ func (p *parser) driverNames(node *yaml.Node, field string, out *[]string) error
 		if strings.ContainsAny(name, " \t\r\n") {
 			return p.fail(node.Content[i], fmt.Sprintf("%s[%d]", field, i),
 				"driver name %q contains white space: write the name as docker info lists it", name)
+		}
+	}
+	return nil
+}
+
+func (p *parser) networkOptions(node *yaml.Node, field string, out *[]string) error {
+	if err := p.strings(node, field, out); err != nil {
+		return err
+	}
+	for i, option := range *out {
+		if !slices.Contains(deniedNetworkOptions, option) {
+			return p.fail(node.Content[i], fmt.Sprintf("%s[%d]", field, i),
+				"option %q is not denied by default: use %s", option, strings.Join(deniedNetworkOptions, ", "))
 		}
 	}
 	return nil

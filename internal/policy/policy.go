@@ -1,8 +1,8 @@
 // Package policy decides which Docker API calls each gateway client may
 // make. A policy is a list of rules read from a YAML file. Each rule selects
 // clients by certificate CN pattern and group, grants operations named in
-// the dockerapi route table, and limits what container, exec, volume and
-// build requests may ask for. Everything not granted is denied.
+// the dockerapi route table, and limits what container, exec, volume,
+// network and build requests may ask for. Everything not granted is denied.
 package policy
 
 import (
@@ -88,6 +88,14 @@ type Lift struct {
 	// local, journald and none, such as syslog or gelf. dockerd connects
 	// from the host's network to the address in such a driver's options.
 	LogDrivers []string
+	// NetworkDrivers are network drivers that network create may name
+	// beyond bridge, overlay and null, such as macvlan or ipvlan, which
+	// attach containers to a host interface.
+	NetworkDrivers []string
+	// NetworkOptions are network driver options that network create may
+	// set although they are denied by default. The only such option is
+	// com.docker.network.bridge.name.
+	NetworkOptions []string
 }
 
 // selects reports whether the rule applies to id.

@@ -9,15 +9,17 @@ import (
 	"github.com/dockmoat/dockmoat/internal/dockertest"
 )
 
-// TestPolicyHarden checks, through one gateway in front of one private
-// dockerd, that a ci client cannot make dockerd send container logs to an
-// address, and that plain runs still work.
+// TestPolicyHarden checks that a ci client can neither make dockerd send
+// container logs to an address nor attach a network to a host interface.
+// Plain runs and networks must still work. The tests share one gateway in
+// front of one private dockerd.
 func TestPolicyHarden(t *testing.T) {
 	s := newPolicySuite(t)
 	t.Cleanup(func() { s.checkNoEscapedContainers(t) })
 
 	t.Run("log drivers", s.testLogDrivers)
 	t.Run("lifted log driver", s.testLiftedLogDriver)
+	t.Run("network drivers", s.testNetworkDrivers)
 }
 
 // syslogListener accepts TCP connections on a loopback port and reports
@@ -111,7 +113,7 @@ func (s *policySuite) testLogDrivers(t *testing.T) {
 }
 
 // testLiftedLogDriver adds a rule that lifts the syslog driver for a new
-// client and checks that it may use syslog and no other network driver.
+// client and checks that it may use syslog but not gelf.
 func (s *policySuite) testLiftedLogDriver(t *testing.T) {
 	address, accepted := syslogListener(t)
 	lifted := testPolicy + `  - name: logs
@@ -146,8 +148,54 @@ func (s *policySuite) testLiftedLogDriver(t *testing.T) {
 	}
 }
 
+func (s *policySuite) testNetworkDrivers(t *testing.T) {
+	denied := []struct {
+		name  string
+		args  []string
+		field string
+	}{
+		{"macvlan", []string{"network", "create", "-d", "macvlan", "-o", "parent=lo", "e2e-macvlan"}, "Driver"},
+		{"ipvlan", []string{"network", "create", "-d", "ipvlan", "-o", "parent=lo", "e2e-ipvlan"}, "Driver"},
+		{"bridge on a named interface", []string{"network", "create", "-o", "com.docker.network.bridge.name=e2e-hostbr",
+			"e2e-named"}, "Options"},
+		{"config-only with a bridge name", []string{"network", "create", "--config-only",
+			"-o", "com.docker.network.bridge.name=e2e-cfgbr", "e2e-config"}, "Options"},
+	}
+	for _, tc := range denied {
+		t.Run(tc.name, func(t *testing.T) {
+			name := tc.args[len(tc.args)-1]
+			r := s.ciCLI.Run(nil, tc.args...)
+			if r.Err == nil {
+				s.direct.Run(nil, "network", "rm", name)
+				t.Fatalf("docker %s succeeded for a ci client", strings.Join(tc.args, " "))
+			}
+			for _, want := range []string{"Error response from daemon: dockmoat:", `client "ci-runner"`, tc.field, `rule "ci"`} {
+				if !strings.Contains(r.Stderr, want) {
+					t.Errorf("docker %s printed %q, want it to contain %q", strings.Join(tc.args, " "), r.Stderr, want)
+				}
+			}
+			if out := s.direct.Run(nil, "network", "inspect", name); out.Err == nil {
+				t.Errorf("network %s exists on the daemon after the denial", name)
+			}
+		})
+	}
+
+	t.Run("plain network", func(t *testing.T) {
+		t.Cleanup(func() { s.direct.Run(nil, "network", "rm", "e2e-plain") })
+		id := s.ciCLI.Must(t, "network", "create", "e2e-plain")
+		if len(id) != 64 {
+			t.Errorf("docker network create printed %q, want a 64-digit network ID", id)
+		}
+		if driver := s.direct.Must(t, "network", "inspect", "--format", "{{.Driver}}", "e2e-plain"); driver != "bridge" {
+			t.Errorf("driver of e2e-plain: got %q, want bridge", driver)
+		}
+		s.ciCLI.Must(t, "network", "rm", "e2e-plain")
+	})
+}
+
 // TestPolicyExplainDrivers checks that policy explain names the log driver
-// field and the rule of a denial, and that the admin preset allows it.
+// and network driver fields and the rule of a denial, and that the admin
+// preset allows both.
 func TestPolicyExplainDrivers(t *testing.T) {
 	tests := []struct {
 		name, group, target, body string
@@ -160,6 +208,14 @@ func TestPolicyExplainDrivers(t *testing.T) {
 		{"syslog as admin", "admin", "/v1.41/containers/create",
 			`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`, 0,
 			[]string{"decision:  allow", "rule:      admin"}},
+		{"macvlan as ci", "ci", "/v1.41/networks/create",
+			`{"Name":"x","Driver":"macvlan","Options":{"parent":"lo"}}`, 1,
+			[]string{"decision:  deny", "field:     Driver", `is "macvlan"`, `rule "ci" does not allow`}},
+		{"bridge name as ci", "ci", "/v1.41/networks/create",
+			`{"Name":"x","Options":{"com.docker.network.bridge.name":"eth0"}}`, 1,
+			[]string{"decision:  deny", "field:     Options", "com.docker.network.bridge.name"}},
+		{"bridge as ci", "ci", "/v1.41/networks/create", `{"Name":"x","Driver":"bridge"}`, 0,
+			[]string{"decision:  allow", "rule:      ci"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
