@@ -17,9 +17,10 @@ var readonlyOperations = []string{
 // containers under the container constraints. It leaves out archive
 // access, image removal, pruning, swarm, plugins and BuildKit sessions.
 //
-// NOTE: build, tag and load may replace any tag on the daemon, including
-// the image of a container that an admin runs privileged, and named
-// volumes are shared between clients. Ownership covers containers only.
+// NOTE: images and named volumes are shared between clients, because
+// ownership covers containers only. Load, and build and tag under a rule
+// without images, may point an image name that another client runs at a
+// new image, and any client may mount another client's named volume.
 var ciOperations = []string{
 	"image.build", "image.pull", "image.push", "image.tag", "image.load",
 	"container.create", "container.start", "container.stop", "container.kill",
