@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +182,9 @@ func (s *policySuite) testNetworkDrivers(t *testing.T) {
 		})
 	}
 
+	// The plain network adds a Linux bridge to the host until it is
+	// removed. No container joins it and dockerd runs without iptables
+	// rules, so it carries no traffic.
 	t.Run("plain network", func(t *testing.T) {
 		t.Cleanup(func() { s.direct.Run(nil, "network", "rm", "e2e-plain") })
 		id := s.ciCLI.Must(t, "network", "create", "e2e-plain")
@@ -195,7 +200,7 @@ func (s *policySuite) testNetworkDrivers(t *testing.T) {
 
 // TestPolicyExplainDrivers checks that policy explain names the log driver
 // and network driver fields and the rule of a denial, and that the admin
-// preset allows both.
+// preset and rules that lift a driver allow it.
 func TestPolicyExplainDrivers(t *testing.T) {
 	tests := []struct {
 		name, group, target, body string
@@ -216,10 +221,34 @@ func TestPolicyExplainDrivers(t *testing.T) {
 			[]string{"decision:  deny", "field:     Options", "com.docker.network.bridge.name"}},
 		{"bridge as ci", "ci", "/v1.41/networks/create", `{"Name":"x","Driver":"bridge"}`, 0,
 			[]string{"decision:  allow", "rule:      ci"}},
+		{"syslog lifted", "logs", "/v1.41/containers/create",
+			`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`, 0,
+			[]string{"decision:  allow", "rule:      logs"}},
+		{"macvlan lifted", "lan", "/v1.41/networks/create",
+			`{"Name":"x","Driver":"macvlan","Options":{"parent":"eth0"}}`, 0,
+			[]string{"decision:  allow", "rule:      lan"}},
+		{"ipvlan not lifted", "lan", "/v1.41/networks/create", `{"Name":"x","Driver":"ipvlan"}`, 1,
+			[]string{"decision:  deny", "field:     Driver", `rule "lan" does not allow`}},
+	}
+	lifted := testPolicy + `  - name: logs
+    groups: [logs]
+    presets: [ci]
+    lift:
+      log_drivers: [syslog]
+  - name: lan
+    groups: [lan]
+    presets: [ci]
+    lift:
+      network_drivers: [macvlan]
+`
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(lifted), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runDockmoat(t, tt.body, "policy", "explain", "--client", "c1", "--group", tt.group, "POST", tt.target, "-")
+			r := runDockmoat(t, tt.body, "policy", "explain", "--policy", policyFile,
+				"--client", "c1", "--group", tt.group, "POST", tt.target, "-")
 			if r.code != tt.code {
 				t.Errorf("exit code: got %d, want %d (%s)", r.code, tt.code, r.stderr)
 			}
