@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/dockmoat/dockmoat/internal/dockerapi"
@@ -51,6 +52,20 @@ func BenchmarkCheckJSONKeys(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		if err := checkJSONKeys(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeCreate measures json.Unmarshal of the same body into the
+// moby types alone, which is the floor of BenchmarkDecideCreate as long as
+// bodies are decoded as dockerd decodes them.
+func BenchmarkDecodeCreate(b *testing.B) {
+	body := []byte(typicalCreateBody)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var v createBody
+		if err := json.Unmarshal(body, &v); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -92,6 +92,10 @@ func (s *keyScanner) object(depth int) error {
 	s.pos++ // '{'
 	base := len(s.keys)
 	defer func() { s.keys = s.keys[:base] }()
+	// seen is a 256-bit Bloom filter of this object's key hashes. A key whose
+	// bit is clear cannot repeat an earlier key, which spares most keys the
+	// comparison with every earlier key of a large object such as HostConfig.
+	var seen [4]uint64
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
 		s.pos++
@@ -111,12 +115,16 @@ func (s *keyScanner) object(depth int) error {
 		if err != nil {
 			return err
 		}
-		for _, k := range s.keys[base:] {
-			if k.hash == hash && s.sameKey(k, keyStart) {
-				return fmt.Errorf("duplicate key %s at offset %d: keys are compared case-insensitively, as the daemon decodes them",
-					s.data[keyStart:s.pos], keyStart)
+		word, bit := (hash>>6)&3, uint64(1)<<(hash&63)
+		if seen[word]&bit != 0 {
+			for _, k := range s.keys[base:] {
+				if k.hash == hash && s.sameKey(k, keyStart) {
+					return fmt.Errorf("duplicate key %s at offset %d: keys are compared case-insensitively, as the daemon decodes them",
+						s.data[keyStart:s.pos], keyStart)
+				}
 			}
 		}
+		seen[word] |= bit
 		s.keys = append(s.keys, keyHash{hash: hash, start: keyStart, end: s.pos})
 
 		s.skipSpace()
