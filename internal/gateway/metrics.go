@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,23 @@ type Metrics struct {
 	// certificates expire, read by the expiry gauges at each scrape.
 	serverNotAfter atomic.Int64
 	caNotAfter     atomic.Int64
+	// series maps a requestLabels to its *requestSeries. It grows with the
+	// label combinations seen, as the vectors themselves do.
+	series sync.Map
+}
+
+// requestLabels are the label values of one completed request.
+type requestLabels struct {
+	client, operation, decision, status string
+}
+
+// requestSeries are the metrics of one requestLabels, looked up once so
+// that a request does not hash its label values into every vector again.
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
 }
 
 // NewMetrics creates the gateway metrics and registers them with reg. It
@@ -90,13 +108,33 @@ func (m *Metrics) request(client string, d *Decision, status int, in, out int64,
 	if m == nil {
 		return
 	}
-	decision := "deny"
+	labels := requestLabels{client: client, operation: d.Operation, decision: "deny", status: statusLabel(status)}
 	if d.Allow {
-		decision = "allow"
+		labels.decision = "allow"
 	}
-	m.requests.WithLabelValues(client, d.Operation, decision, statusLabel(status)).Inc()
-	m.duration.WithLabelValues(d.Operation).Observe(elapsed.Seconds())
-	m.bytes(client, in, out)
+	series := m.seriesFor(labels)
+	series.requests.Inc()
+	series.duration.Observe(elapsed.Seconds())
+	if in > 0 {
+		series.bytesIn.Add(float64(in))
+	}
+	if out > 0 {
+		series.bytesOut.Add(float64(out))
+	}
+}
+
+func (m *Metrics) seriesFor(labels requestLabels) *requestSeries {
+	if cached, ok := m.series.Load(labels); ok {
+		return cached.(*requestSeries)
+	}
+	series := &requestSeries{
+		requests: m.requests.WithLabelValues(labels.client, labels.operation, labels.decision, labels.status),
+		duration: m.duration.WithLabelValues(labels.operation),
+		bytesIn:  m.bytesIn.WithLabelValues(labels.client),
+		bytesOut: m.bytesOut.WithLabelValues(labels.client),
+	}
+	cached, _ := m.series.LoadOrStore(labels, series)
+	return cached.(*requestSeries)
 }
 
 func (m *Metrics) bytes(client string, in, out int64) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestMetricNames(t *testing.T) {
@@ -89,4 +90,44 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.hijackEnded()
 	m.reloaded(true)
 	m.bytes("alice", 1, 1)
+}
+
+func TestRequestMetricsPerLabels(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := &Decision{Allow: true, Operation: "system.ping"}
+	m.request("alice", ping, http.StatusOK, 0, 3, 0)
+	m.request("alice", ping, http.StatusOK, 5, 4, 0)
+	m.request("alice", ping, http.StatusBadGateway, 0, 0, 0)
+	m.request("bob", &Decision{Operation: "system.ping"}, http.StatusForbidden, 0, 0, 0)
+
+	tests := []struct {
+		name string
+		got  prometheus.Counter
+		want float64
+	}{
+		{"alice allow 200", m.requests.WithLabelValues("alice", "system.ping", "allow", "200"), 2},
+		{"alice allow 502", m.requests.WithLabelValues("alice", "system.ping", "allow", "502"), 1},
+		{"bob deny 403", m.requests.WithLabelValues("bob", "system.ping", "deny", "403"), 1},
+		{"alice received bytes", m.bytesIn.WithLabelValues("alice"), 5},
+		{"alice sent bytes", m.bytesOut.WithLabelValues("alice"), 7},
+	}
+	for _, tt := range tests {
+		var got dto.Metric
+		if err := tt.got.Write(&got); err != nil {
+			t.Fatal(err)
+		}
+		if v := got.GetCounter().GetValue(); v != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, v, tt.want)
+		}
+	}
+	var duration dto.Metric
+	if err := m.duration.WithLabelValues("system.ping").(prometheus.Histogram).Write(&duration); err != nil {
+		t.Fatal(err)
+	}
+	if n := duration.GetHistogram().GetSampleCount(); n != 4 {
+		t.Errorf("system.ping duration samples = %d, want 4", n)
+	}
 }
