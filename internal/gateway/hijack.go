@@ -211,17 +211,9 @@ func copyBuffered(dst io.Writer, buf *bufio.Reader, src io.Reader) (int64, error
 		}
 		buf.Discard(n)
 	}
-	bufp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bufp)
-	n, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bufp)
+	n, err := copyStream(dst, src, nil)
 	return written + n, err
 }
-
-// onlyReader and onlyWriter hide the WriterTo and ReaderFrom methods of the
-// values they wrap, so that io.CopyBuffer uses the pooled buffer.
-type onlyReader struct{ io.Reader }
-
-type onlyWriter struct{ io.Writer }
 
 type closeWriter interface{ CloseWrite() error }
 

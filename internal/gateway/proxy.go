@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -257,39 +256,15 @@ func copyHeader(dst, src http.Header) {
 	copyRequestHeader(dst, src)
 }
 
-var copyBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 32<<10)
-	return &b
-}}
-
 // copyResponse copies body to w. A body of unknown length, such as the
 // stream of logs -f or events, is flushed after every read so the client
 // sees each line when the daemon sends it.
 func copyResponse(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
-	bufp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bufp)
-	buf := *bufp
-	flusher, _ := w.(http.Flusher)
-	var written int64
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			written += int64(m)
-			if werr != nil {
-				return written, werr
-			}
-			if flush && flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			return written, nil
-		}
-		if rerr != nil {
-			return written, rerr
-		}
+	var flushFunc func()
+	if flusher, ok := w.(http.Flusher); ok && flush {
+		flushFunc = flusher.Flush
 	}
+	return copyStream(w, body, flushFunc)
 }
 
 // countingReader counts the bytes read through it into n.
