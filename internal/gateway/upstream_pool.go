@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"sync"
 	"syscall"
 	"time"
@@ -98,7 +99,7 @@ func (u *upstream) roundTripNoBody(ctx context.Context, out *http.Request) (*htt
 }
 
 func exchangeOn(c *pooledConn, out *http.Request) (wrote bool, resp *http.Response, err error) {
-	if err := out.Write(c.bw); err != nil {
+	if err := writeRequestHead(c.bw, out); err != nil {
 		return false, nil, err
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -156,4 +157,86 @@ func (b *pooledBody) release(complete bool) {
 		return
 	}
 	b.conn.Close()
+}
+
+// requestHeadExclude lists the header fields that writeRequestHead writes
+// from the request's own fields, as http.Request.Write does.
+var requestHeadExclude = map[string]bool{
+	"Host": true, "User-Agent": true, "Content-Length": true,
+	"Transfer-Encoding": true, "Trailer": true,
+}
+
+// defaultUserAgent is the User-Agent that http.Request.Write sends for a
+// request without one.
+const defaultUserAgent = "Go-http-client/1.1"
+
+// writeRequestHead writes out, which has no body, to w as http.Request.Write
+// (Go 1.26) does, without its fmt and allocation costs. It writes the request
+// line, Host, User-Agent (Go's default when the header is missing),
+// "Content-Length: 0" for POST, PUT and PATCH, and the other header fields
+// through http.Header.WriteSubset. A host or value that Request.Write would
+// rewrite or reject goes through Request.Write itself. TestWriteRequestHead
+// compares the two byte for byte.
+func writeRequestHead(w *bufio.Writer, out *http.Request) error {
+	host := out.Host
+	if host == "" {
+		host = out.URL.Host
+	}
+	uri := out.URL.RequestURI()
+	userAgent := defaultUserAgent
+	if _, ok := out.Header["User-Agent"]; ok {
+		userAgent = textproto.TrimString(out.Header.Get("User-Agent"))
+	}
+	if !plainHost(host) || hasControlByte(uri) || hasControlByte(userAgent) {
+		return out.Write(w)
+	}
+
+	w.WriteString(out.Method)
+	w.WriteByte(' ')
+	w.WriteString(uri)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if userAgent != "" {
+		w.WriteString("User-Agent: ")
+		w.WriteString(userAgent)
+		w.WriteString("\r\n")
+	}
+	switch out.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	if err := out.Header.WriteSubset(w, requestHeadExclude); err != nil {
+		return err
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// plainHost reports whether host is a non-empty name or address with an
+// optional port in plain ASCII, which Request.Write sends unchanged. IPv6
+// zones, non-ASCII names and anything else are left to Request.Write.
+func plainHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func hasControlByte(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
