@@ -98,7 +98,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
 		// request body must stay possible after the response has started.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
-	resp, err := s.upstream.roundTrip(out)
+	resp, err := s.upstream.roundTrip(r.Context(), out)
 	if err != nil {
 		s.upstreamFailed(w, r, ex, err)
 		return
@@ -129,6 +129,9 @@ func relay(w http.ResponseWriter, resp *http.Response) (int64, error) {
 	return copyResponse(w, resp.Body, streaming)
 }
 
+// outgoingRequest builds the request that forwards r to the daemon. It
+// carries no context: the caller passes r's context to roundTrip, or closes
+// the daemon connection itself when r's context ends.
 func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
 	out := &http.Request{
 		Method: r.Method,
@@ -150,7 +153,7 @@ func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		out.Body = &countingReader{r: r.Body, n: &ex.bytesIn}
 	}
-	return out.WithContext(r.Context())
+	return out
 }
 
 func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, ex *exchange, err error) {
@@ -217,18 +220,14 @@ func (s *Server) auditRecord(r *http.Request, ex *exchange, id identity.Identity
 	return rec
 }
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1, which a
-// proxy must not forward.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
+// isHopHeader reports whether name, in canonical form, is one of the
+// hop-by-hop headers of RFC 9110 section 7.6.1, which a proxy must not
+// forward, or is listed in the message's Connection header.
 func isHopHeader(name string, connection []string) bool {
-	for _, h := range hopHeaders {
-		if name == h {
-			return true
-		}
+	switch name {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
 	}
 	for _, v := range connection {
 		for _, token := range strings.Split(v, ",") {

@@ -50,14 +50,14 @@ func (u *upstream) dial(ctx context.Context) (net.Conn, error) {
 	return u.dialer.DialContext(ctx, "unix", u.socket)
 }
 
-// roundTrip sends out and returns the daemon's response. Requests with a
-// body go through http.Transport, which can send the body while the
-// response arrives.
-func (u *upstream) roundTrip(out *http.Request) (*http.Response, error) {
+// roundTrip sends out and returns the daemon's response. Canceling ctx
+// aborts the request. Requests with a body go through http.Transport, which
+// can send the body while the response arrives.
+func (u *upstream) roundTrip(ctx context.Context, out *http.Request) (*http.Response, error) {
 	if out.Body == nil {
-		return u.roundTripNoBody(out.Context(), out)
+		return u.roundTripNoBody(ctx, out)
 	}
-	return u.transport.RoundTrip(out)
+	return u.transport.RoundTrip(out.WithContext(ctx))
 }
 
 func (u *upstream) closeIdle() {
