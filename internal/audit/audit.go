@@ -6,7 +6,6 @@ package audit
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -96,7 +95,6 @@ type JSONLines struct {
 	mu     sync.Mutex
 	w      io.Writer
 	buf    bytes.Buffer
-	enc    *json.Encoder
 	closer io.Closer
 	// interval is the flush interval of a buffered sink, 0 for one that
 	// writes every record at once.
@@ -116,10 +114,7 @@ type JSONLines struct {
 // NewJSONLines returns a sink that writes each record to w before Write
 // returns.
 func NewJSONLines(w io.Writer) *JSONLines {
-	s := &JSONLines{w: w}
-	s.enc = json.NewEncoder(&s.buf)
-	s.enc.SetEscapeHTML(false)
-	return s
+	return &JSONLines{w: w}
 }
 
 // NewBufferedJSONLines returns a sink that writes to w at most flushInterval
@@ -154,12 +149,12 @@ func (s *JSONLines) Write(rec *Record) {
 	if !buffered {
 		s.buf.Reset()
 	}
-	mark := s.buf.Len()
-	if err := s.enc.Encode(rec); err != nil {
-		s.buf.Truncate(mark)
+	line, err := appendRecord(s.buf.AvailableBuffer(), rec)
+	if err != nil {
 		s.failed(err, 1)
 		return
 	}
+	s.buf.Write(append(line, '\n'))
 	s.pending++
 	switch {
 	case !buffered || s.buf.Len() >= maxBuffered:
