@@ -85,17 +85,8 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 			strings.Join(sanList(req.DNSNames, req.IPs), ", "))
 	}
 
-	a, err := openCA(cmd)
+	a, out, err := openCAForIssue(cmd, out, pki.KindServer, name)
 	if err != nil {
-		return err
-	}
-	if out, err = outsideStateDir(a.Dir(), out); err != nil {
-		return err
-	}
-	if err := checkOutFolder(a, out, pki.KindServer, name); err != nil {
-		return err
-	}
-	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
 	rec, err := a.IssueServer(req)
@@ -151,17 +142,8 @@ func runPKIIssueClient(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := openCA(cmd)
+	a, out, err := openCAForIssue(cmd, out, pki.KindClient, req.Name)
 	if err != nil {
-		return err
-	}
-	if out, err = outsideStateDir(a.Dir(), out); err != nil {
-		return err
-	}
-	if err := checkOutFolder(a, out, pki.KindClient, req.Name); err != nil {
-		return err
-	}
-	if err := unlockCA(cmd, a); err != nil {
 		return err
 	}
 	rec, err := a.IssueClient(req)
@@ -326,6 +308,28 @@ func runPKICRL(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote CRL number %s with %d revoked certificates to %s, next update %s\n",
 		crl.Number, len(crl.RevokedCertificateEntries), out, formatTime(crl.NextUpdate))
 	return nil
+}
+
+// openCAForIssue opens and unlocks the CA for issuing a certificate of kind
+// and name. It first checks that the --out folder out lies outside the state
+// directory and would not lose another certificate's key, so that a bad
+// --out fails before the passphrase prompt. It returns out resolved to an
+// absolute path without symlinks.
+func openCAForIssue(cmd *cobra.Command, out string, kind pki.Kind, name string) (*pki.Authority, string, error) {
+	a, err := openCA(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	if out, err = outsideStateDir(a.Dir(), out); err != nil {
+		return nil, "", err
+	}
+	if err := checkOutFolder(a, out, kind, name); err != nil {
+		return nil, "", err
+	}
+	if err := unlockCA(cmd, a); err != nil {
+		return nil, "", err
+	}
+	return a, out, nil
 }
 
 // outDirFlag returns --out, after checking that it is a folder or missing.
