@@ -261,7 +261,7 @@ func sign(n int) int {
 func match(method string, segments []string, version string) (*Route, string, error) {
 	var found *Route
 	var value string
-	for i := range Routes {
+	for _, i := range candidateRoutes(method, segments) {
 		route := &Routes[i]
 		if route.Method != method {
 			continue
@@ -325,6 +325,56 @@ func matchTemplate(route *Route, parts, segments []string) (string, bool) {
 
 // templateParts holds the segments of each template in Routes, by index.
 var templateParts = splitTemplates()
+
+// routeIndex lists, for a method and a first path segment, the indexes in
+// Routes of the routes that can match: those whose template starts with
+// that literal segment or with a variable, in the order of Routes. A route
+// whose template starts with another literal can never match, so match
+// skips it without changing its result.
+// variableFirst is true when some template starts with a variable.
+var routeIndex, allRoutes, variableFirst = indexRoutes()
+
+func indexRoutes() (index map[routeKey][]int, all []int, variableFirst bool) {
+	index = map[routeKey][]int{}
+	all = make([]int, len(Routes))
+	for i, r := range Routes {
+		all[i] = i
+		first := templateParts[i][0]
+		if strings.HasPrefix(first, "{") {
+			variableFirst = true
+		} else {
+			index[routeKey{r.Method, first}] = nil
+		}
+	}
+	for key := range index {
+		for i, r := range Routes {
+			first := templateParts[i][0]
+			if r.Method == key.method && (first == key.first || strings.HasPrefix(first, "{")) {
+				index[key] = append(index[key], i)
+			}
+		}
+	}
+	return index, all, variableFirst
+}
+
+type routeKey struct{ method, first string }
+
+// candidateRoutes returns the indexes of the routes that match must try
+// for method and segments, in the order of Routes.
+func candidateRoutes(method string, segments []string) []int {
+	if len(segments) == 0 {
+		return allRoutes
+	}
+	if candidates, ok := routeIndex[routeKey{method, segments[0]}]; ok {
+		return candidates
+	}
+	if variableFirst {
+		// A template that starts with a variable matches any first
+		// segment, so only the full scan is exact.
+		return allRoutes
+	}
+	return nil
+}
 
 func splitTemplates() [][]string {
 	parts := make([][]string, len(Routes))
