@@ -261,7 +261,7 @@ func TestDaemonConfigServesMutualTLS(t *testing.T) {
 
 	// A client without a certificate must be rejected.
 	caOnly := t.TempDir()
-	copyBundleFile(t, filepath.Join(bundle, "ca.pem"), filepath.Join(caOnly, "ca.pem"))
+	copyFile(t, filepath.Join(bundle, "ca.pem"), filepath.Join(caOnly, "ca.pem"))
 	res := dockertest.NewCLI(t, "tcp://"+addr, caOnly).Run(nil, "version")
 	if res.Err == nil {
 		t.Errorf("docker version without a client certificate succeeded, want it rejected\n%s", res.Stdout)
@@ -272,16 +272,5 @@ func TestDaemonConfigServesMutualTLS(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "IP:"+host) {
 		t.Errorf("check stdout = %q, want the certificate's IP:%s", r.stdout, host)
-	}
-}
-
-func copyBundleFile(t testing.TB, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -119,7 +119,7 @@ func makeClassicPKI(t *testing.T, dir string) {
 	runClassicOpenSSL(t, client, "genrsa", "-out", "key.pem", "2048")
 	signClassic(t, client, "key.pem", "", "/CN=classic-client", "clientAuth",
 		filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "cert.pem")
-	copyBundleFile(t, filepath.Join(dir, "ca.pem"), filepath.Join(client, "ca.pem"))
+	copyFile(t, filepath.Join(dir, "ca.pem"), filepath.Join(client, "ca.pem"))
 }
 
 // signClassic makes a CSR for key with subject and signs it with the CA as
@@ -261,7 +261,7 @@ func (s *doctorSuite) testNameNotInSANs(t *testing.T) {
 
 func (s *doctorSuite) testExpiredClient(t *testing.T) {
 	bundle := t.TempDir()
-	copyBundleFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
+	copyFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
 	cert, key := signExpired(t, s.stateDir, "expired-client")
 	writeTestFile(t, filepath.Join(bundle, "cert.pem"), cert)
 	writeTestFile(t, filepath.Join(bundle, "key.pem"), key)
@@ -278,7 +278,7 @@ func (s *doctorSuite) testExpiredClient(t *testing.T) {
 func (s *doctorSuite) testExpiredCA(t *testing.T) {
 	bundle := t.TempDir()
 	for _, f := range []string{"cert.pem", "key.pem"} {
-		copyBundleFile(t, filepath.Join(s.good, f), filepath.Join(bundle, f))
+		copyFile(t, filepath.Join(s.good, f), filepath.Join(bundle, f))
 	}
 	writeTestFile(t, filepath.Join(bundle, "ca.pem"), expiredSelfSignedCA(t))
 	r := runDoctor(t, tlsEnv(s.mutual.TCPAddr, bundle), "doctor")
@@ -287,7 +287,7 @@ func (s *doctorSuite) testExpiredCA(t *testing.T) {
 
 func (s *doctorSuite) testEncryptedKey(t *testing.T) {
 	bundle := t.TempDir()
-	copyBundleFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
+	copyFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
 	runClassicOpenSSL(t, bundle, "genrsa", "-aes256", "-passout", "pass:secret", "-out", "key.pem", "2048")
 	signClassic(t, bundle, "key.pem", "secret", "/CN=a06", "clientAuth",
 		pki.CACertPath(s.stateDir), pki.CAKeyPath(s.stateDir), "cert.pem")
@@ -300,7 +300,7 @@ func (s *doctorSuite) testEncryptedKey(t *testing.T) {
 
 func (s *doctorSuite) testECKey(t *testing.T) {
 	bundle := t.TempDir()
-	copyBundleFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
+	copyFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
 	runClassicOpenSSL(t, bundle, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "key.pem")
 	signClassic(t, bundle, "key.pem", "", "/CN=a08", "clientAuth",
 		pki.CACertPath(s.stateDir), pki.CAKeyPath(s.stateDir), "cert.pem")
@@ -351,7 +351,7 @@ func (s *doctorSuite) testTLSVerifyZero(t *testing.T) {
 
 func (s *doctorSuite) testNoClientCert(t *testing.T) {
 	bundle := t.TempDir()
-	copyBundleFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
+	copyFile(t, filepath.Join(s.good, "ca.pem"), filepath.Join(bundle, "ca.pem"))
 	env := tlsEnv(s.mutual.TCPAddr, bundle)
 	res := dockerCLI(t, env...).Run(nil, "version")
 	if res.Err == nil {
@@ -598,29 +598,4 @@ func expiredSelfSignedCA(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
-
-// readKey parses an unencrypted PEM private key in PKCS#1, SEC 1 or PKCS#8
-// form.
-func readKey(t *testing.T, path string) any {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		return k
-	}
-	if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
-		return k
-	}
-	k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatalf("%s: unsupported key: %v", path, err)
-	}
-	return k
 }

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -150,23 +148,6 @@ func findAudit(records []auditRecord, match func(auditRecord) bool) auditRecord 
 		}
 	}
 	return nil
-}
-
-func certificateSerial(t testing.TB, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s contains no PEM block", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", cert.SerialNumber)
 }
 
 // testMetrics checks the Prometheus page by content after the subtests

@@ -385,14 +385,3 @@ func reloads(t testing.TB, g *gatewayProcess) float64 {
 	n, _ := sumMetric(scrapeMetrics(t, g.MetricsAddr), "dockmoat_reloads_total", `result="success"`)
 	return n
 }
-
-func copyFile(t testing.TB, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,7 +254,7 @@ func TestPKIOutKeepsOtherKeys(t *testing.T) {
 	p.must("pki", "export", "alice", "--format", "dir", "--host", host, "--out", aliceDir)
 	p.must("pki", "renew", "alice", "--out", aliceDir)
 	renewed := p.list()
-	if got, want := fmt.Sprintf("%x", readPEMCert(t, filepath.Join(aliceDir, "cert.pem")).SerialNumber), renewed[len(renewed)-1].Serial; got != want {
+	if got, want := certificateSerial(t, filepath.Join(aliceDir, "cert.pem")), renewed[len(renewed)-1].Serial; got != want {
 		t.Errorf("cert.pem in --out after renew has serial %s, want %s", got, want)
 	}
 }

@@ -108,38 +108,6 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return files
 }
 
-// readPEMCert parses the one certificate in path.
-func readPEMCert(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-		t.Fatalf("%s: want exactly one CERTIFICATE block", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
-// readPEMBlock returns the only PEM block in path.
-func readPEMBlock(t *testing.T, path string) *pem.Block {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, rest := pem.Decode(data)
-	if block == nil || len(bytes.TrimSpace(rest)) != 0 {
-		t.Fatalf("%s: want exactly one PEM block", path)
-	}
-	return block
-}
-
 func openssl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	dockertest.Require(t, "openssl")
