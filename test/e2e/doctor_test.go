@@ -160,22 +160,10 @@ func writeTestFile(t *testing.T, path, content string) {
 // DOCKER_CONFIG, as a user's shell would.
 func runDoctor(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	home := t.TempDir()
-	cmd := exec.CommandContext(ctx, dockmoatBin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
+	env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home,
 		"DOCKER_CONFIG=" + filepath.Join(home, ".docker")}, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return runDockmoatEnv(t, env, "", args...)
 }
 
 // tlsEnv returns the environment of a TLS client of addr with bundle.

@@ -46,24 +46,42 @@ type result struct {
 // HOME and no DOCKMOAT_DIR, and returns its output and exit code.
 func runDockmoat(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	return runDockmoatEnv(t, env, stdin, args...)
+}
+
+// runDockmoatEnv runs the dockmoat binary with args and stdin in exactly the
+// environment env, for at most 2 minutes, and returns its output and exit
+// code. It fails the test when the binary cannot run.
+func runDockmoatEnv(t testing.TB, env []string, stdin string, args ...string) result {
+	t.Helper()
+	r, err := execDockmoat(2*time.Minute, env, stdin, args...)
+	if err != nil {
+		t.Fatalf("run dockmoat %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// execDockmoat runs the dockmoat binary with args and stdin in exactly the
+// environment env, and kills it after timeout. The error is nil whenever the
+// process ran, whatever its exit code, and a killed process has code -1. It
+// takes no testing.TB, so it is safe in goroutines.
+func execDockmoat(timeout time.Duration, env []string, stdin string, args ...string) (result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dockmoatBin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	err := cmd.Run()
-	code := 0
-	if err != nil {
-		exit, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run dockmoat %s: %v", strings.Join(args, " "), err)
-		}
-		code = exit.ExitCode()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if exit, ok := err.(*exec.ExitError); ok {
+		r.code = exit.ExitCode()
+		return r, nil
 	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return r, err
 }
 
 // mustDockmoat runs dockmoat and fails the test unless it exits 0.

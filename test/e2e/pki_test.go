@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -586,24 +584,14 @@ func TestPKIConcurrentIssue(t *testing.T) {
 }
 
 // runPKIProcess runs dockmoat --dir dir args without a testing.TB, so it is
-// safe in goroutines.
+// safe in goroutines. A process that could not run has exit code -1.
 func runPKIProcess(dir string, args ...string) result {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, dockmoatBin, append([]string{"--dir", dir}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	code := 0
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	r, err := execDockmoat(time.Minute, env, "", append([]string{"--dir", dir}, args...)...)
 	if err != nil {
-		code = -1
-		if exit, ok := err.(*exec.ExitError); ok {
-			code = exit.ExitCode()
-		}
+		r.code = -1
 	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return r
 }
 
 // TestPKIKilledIssuers kills `pki issue` processes at random points and
