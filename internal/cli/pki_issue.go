@@ -90,9 +90,6 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	rec, err := a.IssueServer(req)
-	if errors.Is(err, pki.ErrAlreadyIssued) {
-		return failure(err, "")
-	}
 	if err != nil {
 		return caError(err)
 	}
