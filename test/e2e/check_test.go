@@ -198,9 +198,7 @@ func (s *checkSuite) testInvalidTarget(t *testing.T) {
 // testGateway puts dockmoat up in front of the mutual daemon's socket and
 // checks the gateway's port.
 func (s *checkSuite) testGateway(t *testing.T) {
-	gw := startGatewayProcess(t, "up", s.mutual, t.TempDir())
-	bundle := gw.waitAdminBundle(t)
-	gw.waitReady(t, bundle)
+	gw, _ := startUp(t, s.mutual, t.TempDir())
 
 	r := runDockmoat(t, "", "check", gw.Addr)
 	if r.code != 0 {

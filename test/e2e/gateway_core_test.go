@@ -28,9 +28,7 @@ func TestGatewayCore(t *testing.T) {
 	dockertest.BusyboxImage(t, direct, image)
 
 	stateDir := filepath.Join(t.TempDir(), "state")
-	gw := startGatewayProcess(t, "up", d, stateDir)
-	admin := gw.waitAdminBundle(t)
-	gw.waitReady(t, admin)
+	gw, admin := startUp(t, d, stateDir)
 	cli := dockertest.NewCLI(t, gw.Host, admin)
 
 	cli.Must(t, "run", "-d", "--name", "core-sleeper", image, "sleep", "3600")

@@ -93,6 +93,17 @@ func startGatewayProcess(t testing.TB, command string, daemon *dockertest.Daemon
 	return g
 }
 
+// startUp runs dockmoat up in front of daemon with state in stateDir, waits
+// until it has written the admin client's bundle and serves, and returns the
+// process and the bundle's folder.
+func startUp(t testing.TB, daemon *dockertest.Daemon, stateDir string, extraArgs ...string) (*gatewayProcess, string) {
+	t.Helper()
+	g := startGatewayProcess(t, "up", daemon, stateDir, extraArgs...)
+	admin := g.waitAdminBundle(t)
+	g.waitReady(t, admin)
+	return g, admin
+}
+
 // stop sends SIGTERM and, after 20 s, SIGKILL. Stopping an exited process
 // does nothing.
 func (g *gatewayProcess) stop(t testing.TB) {

@@ -94,10 +94,7 @@ func newGatewaySuite(t *testing.T) *gatewaySuite {
 	dockertest.BusyboxImage(t, s.direct, s.image)
 
 	stateDir := filepath.Join(t.TempDir(), "state")
-	s.gw = startGatewayProcess(t, "up", d, stateDir,
-		"--header-timeout", suiteHeaderTimeout.String())
-	s.admin = s.gw.waitAdminBundle(t)
-	s.gw.waitReady(t, s.admin)
+	s.gw, s.admin = startUp(t, d, stateDir, "--header-timeout", suiteHeaderTimeout.String())
 	s.cli = dockertest.NewCLI(t, s.gw.Host, s.admin)
 	// A command stuck in the gateway fails its subtest after a minute
 	// instead of the default two, which keeps the file's run time bounded.

@@ -18,9 +18,7 @@ func TestUpAddsNamesToGatewayCert(t *testing.T) {
 	d := dockertest.Start(t, dockertest.Options{})
 	stateDir := t.TempDir()
 
-	first := startGatewayProcess(t, "up", d, stateDir)
-	admin := first.waitAdminBundle(t)
-	first.waitReady(t, admin)
+	first, admin := startUp(t, d, stateDir)
 	first.stop(t)
 	oldCert := readPEMCert(t, filepath.Join(stateDir, "servers", "gateway", "server-cert.pem"))
 

@@ -80,9 +80,7 @@ func newPolicySuite(t *testing.T) *policySuite {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(t.TempDir(), "state")
-	s.gw = startGatewayProcess(t, "up", d, stateDir, "--policy", s.policy)
-	s.admin = s.gw.waitAdminBundle(t)
-	s.gw.waitReady(t, s.admin)
+	s.gw, s.admin = startUp(t, d, stateDir, "--policy", s.policy)
 
 	s.ci = issueClient(t, stateDir, "ci-runner", "ci")
 	s.readonly = issueClient(t, stateDir, "viewer", "readonly")
