@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func (s *gatewaySuite) testDockerfileImage(t *testing.T) {
 	if len(config.Cmd) == 0 || config.Cmd[0] != "serve" {
 		t.Errorf("Cmd = %q, want serve with its flags", config.Cmd)
 	}
-	if !contains(config.Env, "DOCKMOAT_DIR=/var/lib/dockmoat") {
+	if !slices.Contains(config.Env, "DOCKMOAT_DIR=/var/lib/dockmoat") {
 		t.Errorf("Env = %q, want DOCKMOAT_DIR=/var/lib/dockmoat", config.Env)
 	}
 	if _, ok := config.Volumes["/var/lib/dockmoat"]; !ok {
@@ -126,15 +127,6 @@ func buildStaticBinary(t *testing.T, out string) {
 	if output, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build static dockmoat: %v\n%s", err, output)
 	}
-}
-
-func contains(list []string, want string) bool {
-	for _, s := range list {
-		if s == want {
-			return true
-		}
-	}
-	return false
 }
 
 // TestDockerfileFinalStagesMatch checks that Dockerfile, which compiles
