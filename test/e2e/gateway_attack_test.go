@@ -2,25 +2,32 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dockmoat/dockmoat/internal/dockertest"
 	"github.com/dockmoat/dockmoat/internal/pki"
+	"github.com/moby/moby/client"
 )
 
 // attackHeaderTimeout is the --header-timeout of the gateway under attack,
@@ -34,6 +41,9 @@ type attackSuite struct {
 	direct *dockertest.CLI
 	gw     *gatewayProcess
 	admin  string
+	// image is a busybox image tag, built before the tests that run
+	// containers.
+	image string
 }
 
 // TestGatewayAttack attacks the gateway's TLS and HTTP handling from the
@@ -58,6 +68,13 @@ func TestGatewayAttack(t *testing.T) {
 	t.Run("truncated body audited", s.testTruncatedBodyAudited)
 	t.Run("connection limit", s.testConnectionLimit)
 	t.Run("bad CRL keeps old", s.testBadCRLKeepsOld)
+
+	s.image = "attack-busybox"
+	dockertest.BusyboxImage(t, s.direct, s.image)
+	t.Run("hijacks leave no descriptors", s.testHijackLeak)
+	t.Run("idle connections memory", s.testIdleConnectionsMemory)
+	t.Run("unread response memory", s.testUnreadResponseMemory)
+	t.Run("shutdown with exec sessions", s.testShutdownWithSessions)
 }
 
 // attackTLSConfig returns a TLS configuration that trusts the gateway's CA
@@ -560,5 +577,260 @@ func (s *attackSuite) testBadCRLKeepsOld(t *testing.T) {
 				t.Errorf("admin GET /_ping after a %s CRL: status %d, %v; want 200", tc.name, status, err)
 			}
 		})
+	}
+}
+
+// processStatus returns field (such as "VmRSS", in KiB) from
+// /proc/PID/status of the gateway process.
+func processStatus(t *testing.T, g *gatewayProcess, field string) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || name != field {
+			continue
+		}
+		n, err := strconv.Atoi(strings.Fields(value)[0])
+		if err != nil {
+			t.Fatalf("/proc status %s: %v", field, err)
+		}
+		return n
+	}
+	t.Fatalf("/proc status has no field %s", field)
+	return 0
+}
+
+// openDescriptors returns the number of open file descriptors of the
+// gateway process.
+func openDescriptors(t *testing.T, g *gatewayProcess) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", g.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// waitDescriptors waits up to 5 s for the gateway to have at most max open
+// file descriptors and returns the last count.
+func waitDescriptors(t *testing.T, g *gatewayProcess, max int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := openDescriptors(t, g)
+		if n <= max || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// runAttackContainer starts a detached container from the suite's image
+// and removes it when the test ends.
+func (s *attackSuite) runAttackContainer(t *testing.T, name string, args ...string) {
+	t.Helper()
+	s.direct.Run(nil, "rm", "-f", name)
+	s.direct.Must(t, append([]string{"run", "-d", "--name", name, s.image}, args...)...)
+	t.Cleanup(func() { s.direct.Run(nil, "rm", "-f", name) })
+}
+
+// testHijackLeak runs 30 exec sessions through the gateway, each of which
+// upgrades to a raw stream and ends, and expects the gateway's open file
+// descriptors to return to where they were.
+func (s *attackSuite) testHijackLeak(t *testing.T) {
+	const name = "attack-hijack-leak"
+	s.runAttackContainer(t, name, "sleep", "300")
+	c := mobyClient(t, s.gw.Host, s.admin)
+	ctx := commandContext(t, time.Minute)
+	if _, err := c.Ping(ctx, client.PingOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	before := waitDescriptors(t, s.gw, 0)
+
+	for i := 0; i < 30; i++ {
+		c := mobyClient(t, s.gw.Host, s.admin)
+		created, err := c.ExecCreate(ctx, name, client.ExecCreateOptions{
+			Cmd: []string{"echo", "hijack"}, AttachStdout: true, AttachStderr: true,
+		})
+		if err != nil {
+			t.Fatalf("ExecCreate %d: %v", i, err)
+		}
+		session, err := c.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+		if err != nil {
+			t.Fatalf("ExecAttach %d: %v", i, err)
+		}
+		output, _ := io.ReadAll(session.Reader)
+		session.Close()
+		c.Close()
+		if !bytes.Contains(output, []byte("hijack")) {
+			t.Fatalf("exec session %d printed %q, want hijack", i, output)
+		}
+	}
+
+	// A few descriptors of slack cover idle upstream connections kept
+	// for reuse.
+	if after := waitDescriptors(t, s.gw, before+4); after > before+4 {
+		t.Errorf("open descriptors = %d after 30 exec sessions ended, want at most %d (%d before)", after, before+4, before)
+	}
+	// The end record is written after the client has seen the stream
+	// close, so the last one may lag the loop above.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ended := 0
+		for _, r := range readAudit(t, s.gw.AuditLog) {
+			if r.str("event") == "hijack_end" && strings.Contains(r.str("path"), "/exec/") {
+				ended++
+			}
+		}
+		if ended >= 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("audit log has %d hijack_end records for exec sessions 5 s after the last ended, want 30", ended)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testIdleConnectionsMemory opens 200 TLS connections that send nothing
+// and checks the gateway's resident memory and descriptors while they are
+// open and after the header timeout has closed them.
+func (s *attackSuite) testIdleConnectionsMemory(t *testing.T) {
+	const connections = 200
+	rssBefore := processStatus(t, s.gw, "VmRSS")
+	fdBefore := openDescriptors(t, s.gw)
+	config := bundleTLSConfig(t, s.admin)
+	var conns []*tls.Conn
+	for i := 0; i < connections; i++ {
+		conn, err := tls.Dial("tcp", s.gw.Addr, config)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, conn)
+	}
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	rssOpen := processStatus(t, s.gw, "VmRSS")
+	// NOTE: 64 MiB for 200 connections is a generous bound that catches
+	// per-connection buffers of hundreds of KiB, not a measured budget.
+	if grown := rssOpen - rssBefore; grown > 64<<10 {
+		t.Errorf("VmRSS grew by %d KiB with %d idle connections open, want at most 65536 KiB", grown, connections)
+	}
+	t.Logf("VmRSS %d KiB before, %d KiB with %d idle connections", rssBefore, rssOpen, connections)
+
+	if after := waitDescriptors(t, s.gw, fdBefore+4); after > fdBefore+4 {
+		t.Errorf("open descriptors = %d after the header timeout, want at most %d", after, fdBefore+4)
+	}
+}
+
+// testUnreadResponseMemory requests 64 MiB of container logs and reads
+// none of it. The gateway must not buffer the response, so its resident
+// memory stays well below the response size.
+func (s *attackSuite) testUnreadResponseMemory(t *testing.T) {
+	const name = "attack-unread"
+	s.runAttackContainer(t, name, "sh", "-c",
+		"yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 67108864; echo; echo logs-complete; sleep 300")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.direct.Run(nil, "logs", "--tail", "1", name)
+		if r.Err == nil && strings.Contains(r.Stdout, "logs-complete") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s did not finish writing 64 MiB within 30 s", name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	rssBefore := processStatus(t, s.gw, "VmRSS")
+	conn, err := tls.Dial("tcp", s.gw.Addr, bundleTLSConfig(t, s.admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /containers/"+name+"/logs?stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	rssStalled := processStatus(t, s.gw, "VmRSS")
+	t.Logf("VmRSS %d KiB before, %d KiB with a stalled 64 MiB response", rssBefore, rssStalled)
+	if grown := rssStalled - rssBefore; grown > 16<<10 {
+		t.Errorf("VmRSS grew by %d KiB while the client read nothing of a 64 MiB response, want at most 16384 KiB", grown)
+	}
+
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read the stalled response: %v", err)
+	}
+	n, _ := io.CopyN(io.Discard, resp.Body, 64<<20)
+	resp.Body.Close()
+	if n < 64<<20 {
+		t.Errorf("read %d bytes of logs after the stall, want at least %d", n, 64<<20)
+	}
+}
+
+// testShutdownWithSessions sends SIGTERM to a gateway with an open event
+// stream and two idle exec sessions, and expects it to exit within the
+// drain time plus a small margin and close the sessions.
+func (s *attackSuite) testShutdownWithSessions(t *testing.T) {
+	const drainTimeout = 2 * time.Second
+	const name = "attack-shutdown"
+	s.runAttackContainer(t, name, "sleep", "300")
+	g := startGatewayProcess(t, "serve", s.daemon, s.gw.StateDir, "--drain-timeout", drainTimeout.String())
+	g.waitReady(t, s.admin)
+	c := mobyClient(t, g.Host, s.admin)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	events := c.Events(ctx, client.EventsListOptions{})
+	var closed []chan error
+	for i := 0; i < 2; i++ {
+		created, err := c.ExecCreate(ctx, name, client.ExecCreateOptions{
+			Cmd: []string{"cat"}, AttachStdin: true, AttachStdout: true,
+		})
+		if err != nil {
+			t.Fatalf("ExecCreate: %v", err)
+		}
+		session, err := c.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+		if err != nil {
+			t.Fatalf("ExecAttach: %v", err)
+		}
+		defer session.Close()
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, session.Reader)
+			done <- err
+		}()
+		closed = append(closed, done)
+	}
+
+	signalled := time.Now()
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := g.waitExit(t, drainTimeout+5*time.Second)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		t.Errorf("dockmoat serve exited with %v after SIGTERM, want exit code 0\n%s", err, g.Log())
+	}
+	t.Logf("gateway exited %s after SIGTERM", time.Since(signalled).Round(time.Millisecond))
+	for i, done := range closed {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("exec session %d still open 5 s after the gateway exited", i+1)
+		}
+	}
+	if err := waitStreamEnd(events, 5*time.Second); err != nil {
+		t.Errorf("event stream after the gateway exited: %v", err)
 	}
 }
