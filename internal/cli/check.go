@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -60,9 +59,7 @@ func runCheck(cmd *cobra.Command, args []string, asJSON bool, timeout time.Durat
 
 	out := cmd.OutOrStdout()
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := writeJSON(out, results); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,9 +70,7 @@ func runDoctor(cmd *cobra.Command, o doctorOptions) error {
 
 	out := cmd.OutOrStdout()
 	if o.asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(out, rep); err != nil {
 			return err
 		}
 	} else {
@@ -136,9 +133,7 @@ func runExplain(stdin io.Reader, w io.Writer, o doctorOptions) error {
 	}
 	exps := probe.Explain(o.explain)
 	if o.asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(exps); err != nil {
+		if err := writeJSON(w, exps); err != nil {
 			return err
 		}
 	} else {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,9 +149,7 @@ func runPKIList(cmd *cobra.Command, _ []string) error {
 		entries[i] = listEntry{Record: r, ExpiresSoon: soon}
 	}
 	if ok, _ := cmd.Flags().GetBool("json"); ok {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return writeJSON(cmd.OutOrStdout(), entries)
 	}
 	return writeListTable(cmd.OutOrStdout(), entries, now)
 }

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,14 @@ own TLS and diagnose clients that cannot connect.`,
 	addCheckCommand(root)
 	addDoctorCommand(root)
 	return root
+}
+
+// writeJSON writes v to w as JSON indented by two spaces, for the --json
+// output of check, doctor and pki list.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // stateDir returns the state directory for cmd: the --dir flag, else
