@@ -137,24 +137,28 @@ func runExplain(stdin io.Reader, w io.Writer, o doctorOptions) error {
 			return err
 		}
 	} else {
-		for i, e := range exps {
-			if i > 0 {
-				fmt.Fprintln(w)
-			}
-			fmt.Fprintf(w, "%s (matched %q)\n%s\n", e.ID, e.Matched, e.Summary)
-			fmt.Fprintln(w, "causes:")
-			for _, c := range e.Causes {
-				fmt.Fprintf(w, "  - %s\n", c)
-			}
-			fmt.Fprintln(w, "checks:")
-			for _, c := range e.Checks {
-				fmt.Fprintf(w, "  - %s\n", c)
-			}
-		}
+		printExplanations(w, exps)
 	}
 	if len(exps) == 0 {
 		return failure(fmt.Errorf("no known cause matches this message"),
 			"run 'dockmoat doctor' to check the client's configuration directly")
 	}
 	return nil
+}
+
+func printExplanations(w io.Writer, exps []probe.Explanation) {
+	for i, e := range exps {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s (matched %q)\n%s\n", e.ID, e.Matched, e.Summary)
+		fmt.Fprintln(w, "causes:")
+		for _, c := range e.Causes {
+			fmt.Fprintf(w, "  - %s\n", c)
+		}
+		fmt.Fprintln(w, "checks:")
+		for _, c := range e.Checks {
+			fmt.Fprintf(w, "  - %s\n", c)
+		}
+	}
 }
