@@ -120,25 +120,31 @@ func runDaemonConfig(cmd *cobra.Command, o daemonConfigOptions) error {
 		return err
 	}
 
-	stderr := cmd.ErrOrStderr()
-	verb := "issued"
-	if reused {
-		verb = "reusing"
-	}
-	fmt.Fprintf(stderr, "%s server certificate %q (serial %s, valid until %s) for %s\n",
-		verb, rec.Name, rec.Serial, rec.NotAfter.UTC().Format("2006-01-02"), strings.Join(append(rec.DNSNames, rec.IPs...), ", "))
-	fmt.Fprintf(stderr, "wrote %s, %s and %s\n", paths.CA, paths.Cert, paths.Key)
-	for _, n := range notes {
-		fmt.Fprintf(stderr, "daemon.json: %s\n", n)
-	}
-	for _, f := range plan.Findings {
-		fmt.Fprintf(stderr, "warning: %s\n", f)
-	}
+	printSetupNotes(cmd.ErrOrStderr(), rec, reused, paths, notes, plan.Findings)
 	if o.out == "" {
 		printDaemonConfig(cmd.OutOrStdout(), merged, plan, o)
 		return nil
 	}
 	return writeDaemonConfig(cmd.OutOrStdout(), merged, plan, o)
+}
+
+// printSetupNotes prints to w which server certificate dockerd gets and
+// where it was copied, followed by the merge notes for daemon.json and the
+// warnings about the installed units.
+func printSetupNotes(w io.Writer, rec pki.Record, reused bool, paths pki.Bundle, notes, findings []string) {
+	verb := "issued"
+	if reused {
+		verb = "reusing"
+	}
+	fmt.Fprintf(w, "%s server certificate %q (serial %s, valid until %s) for %s\n",
+		verb, rec.Name, rec.Serial, rec.NotAfter.UTC().Format("2006-01-02"), strings.Join(append(rec.DNSNames, rec.IPs...), ", "))
+	fmt.Fprintf(w, "wrote %s, %s and %s\n", paths.CA, paths.Cert, paths.Key)
+	for _, n := range notes {
+		fmt.Fprintf(w, "daemon.json: %s\n", n)
+	}
+	for _, f := range findings {
+		fmt.Fprintf(w, "warning: %s\n", f)
+	}
 }
 
 // serverNames returns the SANs for dockerd's certificate: --san values and
