@@ -58,24 +58,8 @@ func runPKIExport(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec, err := checkExportable(a, name)
+	files, out, err := loadExportBundle(cmd, a, name, format)
 	if err != nil {
-		return err
-	}
-	out, err := exportOut(cmd, a, name, format)
-	if err != nil {
-		return err
-	}
-	if format == bundle.FormatDir {
-		if err := checkOutFolder(a, out, pki.KindClient, name); err != nil {
-			return err
-		}
-	}
-	files, err := bundle.Load(a.Dir(), name)
-	if err != nil {
-		return failure(err, fmt.Sprintf("reissue it with 'dockmoat pki renew %s'", name))
-	}
-	if err := checkBundleSerial(files, rec); err != nil {
 		return err
 	}
 
@@ -97,6 +81,35 @@ func runPKIExport(cmd *cobra.Command, args []string) error {
 		w = cmd.ErrOrStderr()
 	}
 	return bundle.WriteUsage(w, usage)
+}
+
+// loadExportBundle loads the files of client name and returns them with
+// the path the export writes to, from exportOut. It rejects a client
+// without a valid certificate, a dir export into a folder with another
+// certificate's key, and a bundle whose certificate is not the one the
+// index lists.
+func loadExportBundle(cmd *cobra.Command, a *pki.Authority, name string, format bundle.Format) (bundle.Files, string, error) {
+	rec, err := checkExportable(a, name)
+	if err != nil {
+		return bundle.Files{}, "", err
+	}
+	out, err := exportOut(cmd, a, name, format)
+	if err != nil {
+		return bundle.Files{}, "", err
+	}
+	if format == bundle.FormatDir {
+		if err := checkOutFolder(a, out, pki.KindClient, name); err != nil {
+			return bundle.Files{}, "", err
+		}
+	}
+	files, err := bundle.Load(a.Dir(), name)
+	if err != nil {
+		return bundle.Files{}, "", failure(err, fmt.Sprintf("reissue it with 'dockmoat pki renew %s'", name))
+	}
+	if err := checkBundleSerial(files, rec); err != nil {
+		return bundle.Files{}, "", err
+	}
+	return files, out, nil
 }
 
 // exportHost returns --host, or tcp://HOSTNAME:2376 for this host.
