@@ -5,6 +5,7 @@ package identity
 import (
 	"crypto/x509"
 	"fmt"
+	"slices"
 )
 
 // Identity is a client authenticated by its certificate. Name is the subject
@@ -31,10 +32,5 @@ func FromCertificate(cert *x509.Certificate) Identity {
 
 // InGroup reports whether the identity carries group.
 func (id Identity) InGroup(group string) bool {
-	for _, g := range id.Groups {
-		if g == group {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(id.Groups, group)
 }
