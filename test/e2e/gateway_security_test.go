@@ -294,10 +294,10 @@ func (s *gatewaySuite) testCertificateReload(t *testing.T) {
 
 	serverName := s.serverCertificateName(t)
 	oldSerial := s.servedSerial(t)
-	reloadsBefore := reloads(t, s.gw)
+	reloadsBefore := successfulReloads(t, s.gw)
 	mustDockmoat(t, "pki", "renew", serverName, "--dir", s.gw.StateDir)
 	s.waitServedSerialChange(t, oldSerial)
-	if after := reloads(t, s.gw); after <= reloadsBefore {
+	if after := successfulReloads(t, s.gw); after <= reloadsBefore {
 		t.Errorf("dockmoat_reloads_total{result=\"success\"} = %v after renewal, want more than %v", after, reloadsBefore)
 	}
 
@@ -380,7 +380,9 @@ func handshakeFailures(t testing.TB, g *gatewayProcess, reason string) float64 {
 	return n
 }
 
-func reloads(t testing.TB, g *gatewayProcess) float64 {
+// successfulReloads returns dockmoat_reloads_total for successful
+// reloads of the server certificate, CA and CRL.
+func successfulReloads(t testing.TB, g *gatewayProcess) float64 {
 	t.Helper()
 	n, _ := sumMetric(scrapeMetrics(t, g.MetricsAddr), "dockmoat_reloads_total", `result="success"`)
 	return n

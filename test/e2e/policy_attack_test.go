@@ -135,7 +135,7 @@ func (s *policySuite) testExecConfined(t *testing.T) {
 	// The docker CLI prints only the status of a failed attach upgrade, so
 	// the attach request is sent directly.
 	t.Run("attach host pid", func(t *testing.T) {
-		attach := post("/v1.41/containers/admin-hostpid/attach?stream=1&stdout=1", "application/json", "")
+		attach := postRequest("/v1.41/containers/admin-hostpid/attach?stream=1&stdout=1", "application/json", "")
 		got := s.rawRequest(t, s.ci, attach)
 		if got.status != 403 {
 			t.Errorf("status: got %d (%s), want 403", got.status, got.message)
@@ -155,7 +155,7 @@ func (s *policySuite) testExecConfined(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ExecCreate as admin: %v", err)
 		}
-		start := post("/v1.41/exec/"+created.ID+"/start", "application/json", `{"Detach":false,"Tty":false}`)
+		start := postRequest("/v1.41/exec/"+created.ID+"/start", "application/json", `{"Detach":false,"Tty":false}`)
 		got := s.rawRequest(t, s.ci, start)
 		if got.status != 403 {
 			t.Errorf("status: got %d (%s), want 403", got.status, got.message)

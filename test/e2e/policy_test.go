@@ -246,12 +246,17 @@ func (s *policySuite) rawRequest(t *testing.T, bundle, request string) rawResult
 	return rawResult{status: resp.StatusCode, message: body.Message}
 }
 
-func post(target, contentType, body string) string {
+// postRequest returns the bytes of an HTTP/1.1 POST of body to target with
+// a Content-Length, for rawRequest.
+func postRequest(target, contentType, body string) string {
 	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: docker\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		target, contentType, len(body), body)
 }
 
-func postChunked(target, body string) string {
+// chunkedPostRequest returns the bytes of an HTTP/1.1 POST of a JSON body
+// to target, sent with chunked transfer encoding in chunks of at most 7
+// bytes, for rawRequest.
+func chunkedPostRequest(target, body string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", target)
 	for len(body) > 0 {
@@ -271,32 +276,32 @@ func (s *policySuite) testCIEscapesRaw(t *testing.T) {
 		request string
 		status  int
 	}{
-		{"mixed-case keys", post("/v1.41/containers/create", "application/json",
+		{"mixed-case keys", postRequest("/v1.41/containers/create", "application/json",
 			`{"image":"`+image+`","hostconfig":{"pRiViLeGeD":true}}`), 403},
-		{"duplicate keys", post("/v1.41/containers/create", "application/json",
+		{"duplicate keys", postRequest("/v1.41/containers/create", "application/json",
 			`{"Image":"`+image+`","HostConfig":{"Privileged":false,"privileged":true}}`), 403},
-		{"duplicate HostConfig", post("/v1.41/containers/create", "application/json",
+		{"duplicate HostConfig", postRequest("/v1.41/containers/create", "application/json",
 			`{"Image":"`+image+`","HostConfig":{},"hostConfig":{"Binds":["/:/h"]}}`), 403},
-		{"kelvin sign key", post("/v1.41/containers/create", "application/json",
+		{"kelvin sign key", postRequest("/v1.41/containers/create", "application/json",
 			`{"Image":"`+image+`","HostConfig":{"Binds":null,"Bind\u017f":["/:/h"]}}`), 403},
-		{"top-level HostConfig fields", post("/v1.41/containers/create", "application/json",
+		{"top-level HostConfig fields", postRequest("/v1.41/containers/create", "application/json",
 			`{"Image":"`+image+`","Privileged":true,"Binds":["/:/h"]}`), 403},
-		{"chunked", postChunked("/v1.41/containers/create", privileged), 403},
-		{"unversioned path", post("/containers/create", "application/json", privileged), 403},
-		{"encoded path", post("/v1.41/containers%2Fcreate", "application/json", privileged), 400},
-		{"encoded letters", post("/v1.41/%63ontainers/create", "application/json", privileged), 403},
-		{"dot segment", post("/v1.41/images/../containers/create", "application/json", privileged), 400},
-		{"double slash", post("/v1.41//containers/create", "application/json", privileged), 400},
-		{"loose version", post("/v1.41.0/containers/create", "application/json", privileged), 400},
-		{"old version start body", post("/v1.23/containers/ci-x/start", "application/json", `{"Privileged":true}`), 400},
-		{"absolute form", post("http://docker/v1.41/containers/create", "application/json", privileged), 400},
-		{"trailing JSON", post("/v1.41/containers/create", "application/json",
+		{"chunked", chunkedPostRequest("/v1.41/containers/create", privileged), 403},
+		{"unversioned path", postRequest("/containers/create", "application/json", privileged), 403},
+		{"encoded path", postRequest("/v1.41/containers%2Fcreate", "application/json", privileged), 400},
+		{"encoded letters", postRequest("/v1.41/%63ontainers/create", "application/json", privileged), 403},
+		{"dot segment", postRequest("/v1.41/images/../containers/create", "application/json", privileged), 400},
+		{"double slash", postRequest("/v1.41//containers/create", "application/json", privileged), 400},
+		{"loose version", postRequest("/v1.41.0/containers/create", "application/json", privileged), 400},
+		{"old version start body", postRequest("/v1.23/containers/ci-x/start", "application/json", `{"Privileged":true}`), 400},
+		{"absolute form", postRequest("http://docker/v1.41/containers/create", "application/json", privileged), 400},
+		{"trailing JSON", postRequest("/v1.41/containers/create", "application/json",
 			`{"Image":"`+image+`"} {"HostConfig":{"Privileged":true}}`), 403},
-		{"oversized body", post("/v1.41/containers/create", "application/json",
+		{"oversized body", postRequest("/v1.41/containers/create", "application/json",
 			`{"Image":"`+image+`","Env":["X=`+strings.Repeat("a", 2<<20)+`"]}`), 413},
-		{"volume bound to host", post("/v1.41/volumes/create", "application/json",
+		{"volume bound to host", postRequest("/v1.41/volumes/create", "application/json",
 			`{"Name":"raw-hostroot","DriverOpts":{"type":"none","o":"bind","device":"/"}}`), 403},
-		{"form body", post("/v1.41/build?t=x", "application/x-www-form-urlencoded", "networkmode=host"), 400},
+		{"form body", postRequest("/v1.41/build?t=x", "application/x-www-form-urlencoded", "networkmode=host"), 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,7 +321,7 @@ func (s *policySuite) testCIEscapesRaw(t *testing.T) {
 func (s *policySuite) testChunkedAllowed(t *testing.T) {
 	s.removeLater(t, "ci-chunked")
 	body := `{"Image":"` + s.image + `","Cmd":["true"],"Labels":{"e2e":"chunked"},"HostConfig":{"Privileged":false,"CapAdd":null}}`
-	got := s.rawRequest(t, s.ci, postChunked("/v1.41/containers/create?name=ci-chunked", body))
+	got := s.rawRequest(t, s.ci, chunkedPostRequest("/v1.41/containers/create?name=ci-chunked", body))
 	if got.status != http.StatusCreated {
 		t.Fatalf("status: got %d (%s), want 201", got.status, got.message)
 	}
@@ -341,7 +346,7 @@ func (s *policySuite) testBuildQuery(t *testing.T) {
 
 	// The docker CLI downloads remote contexts itself, so the remote
 	// parameter is sent directly.
-	remote := post("/v1.41/build?remote=https%3A%2F%2Fexample.invalid%2Fctx.tar&t=e2e-remote", "application/x-tar", "")
+	remote := postRequest("/v1.41/build?remote=https%3A%2F%2Fexample.invalid%2Fctx.tar&t=e2e-remote", "application/x-tar", "")
 	if got := s.rawRequest(t, s.ci, remote); got.status != 403 || !strings.Contains(got.message, "remote") {
 		t.Errorf("build with a remote context: got %d %q, want 403 naming remote", got.status, got.message)
 	}
@@ -426,7 +431,7 @@ func (s *policySuite) testOwnership(t *testing.T) {
 	}
 	// docker run reacts to a 404 on create by pulling the image, so the
 	// create request is sent directly.
-	volumesFrom := post("/v1.41/containers/create", "application/json",
+	volumesFrom := postRequest("/v1.41/containers/create", "application/json",
 		`{"Image":"`+s.image+`","HostConfig":{"VolumesFrom":["team-a-box"]}}`)
 	if got := s.rawRequest(t, s.teamB, volumesFrom); got.status != 404 || got.message != "No such container: team-a-box" {
 		t.Errorf("VolumesFrom of team-a's container as team-b: got %d %q, want 404 No such container: team-a-box",
