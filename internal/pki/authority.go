@@ -123,30 +123,7 @@ func (a *Authority) create(name string, keyType KeyType, days int, passphrase []
 	if err != nil {
 		return nil, err
 	}
-	now := a.now().UTC().Truncate(time.Second)
-	serial, err := newSerial(nil)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			CommonName:   name + " " + randomHex(8),
-			Organization: []string{"dockmoat"},
-		},
-		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.AddDate(0, 0, days),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(nil, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("create CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, der, err := selfSignCA(key, name, days, a.now())
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +155,42 @@ func (a *Authority) create(name string, keyType KeyType, days int, passphrase []
 		crlFile:    crl,
 		indexFile:  index,
 	}, nil
+}
+
+// selfSignCA creates the self-signed CA certificate for key, valid from
+// clockSkew before now until days days after now. The common name is name followed by
+// random hex digits, so that CAs created with the same name have distinct
+// subjects. MaxPathLen 0 makes verifiers reject any intermediate CA that
+// the CA signs.
+func selfSignCA(key crypto.Signer, name string, days int, now time.Time) (*x509.Certificate, []byte, error) {
+	now = now.UTC().Truncate(time.Second)
+	serial, err := newSerial(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			CommonName:   name + " " + randomHex(8),
+			Organization: []string{"dockmoat"},
+		},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.AddDate(0, 0, days),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, der, nil
 }
 
 // Exists reports whether dir contains a CA certificate or key.
