@@ -82,6 +82,17 @@ func encryptKeyPEM(key any, passphrase []byte) ([]byte, error) {
 	sealed := make([]byte, len(padded))
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(sealed, padded)
 
+	der, err := marshalPBES2(salt, iv, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: encryptedKeyPEMType, Bytes: der}), nil
+}
+
+// marshalPBES2 encodes sealed as a DER EncryptedPrivateKeyInfo (RFC 5958)
+// whose PBES2 parameters (RFC 8018) name PBKDF2 with HMAC-SHA256, salt and
+// pbkdf2Iterations, and AES-256-CBC with iv.
+func marshalPBES2(salt, iv, sealed []byte) ([]byte, error) {
 	kdf, err := asn1.Marshal(pbkdf2Params{
 		Salt:       salt,
 		Iterations: pbkdf2Iterations,
@@ -102,14 +113,10 @@ func encryptKeyPEM(key any, passphrase []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
+	return asn1.Marshal(encryptedPrivateKeyInfo{
 		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: params}},
 		EncryptedData: sealed,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: encryptedKeyPEMType, Bytes: der}), nil
 }
 
 // decryptPKCS8 decrypts a DER EncryptedPrivateKeyInfo that uses PBES2 with
