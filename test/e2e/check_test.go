@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
-	"net"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/dockmoat/dockmoat/internal/dockertest"
-	"github.com/dockmoat/dockmoat/internal/pki"
 	"github.com/dockmoat/dockmoat/internal/probe"
 )
 
@@ -36,16 +34,7 @@ func TestCheck(t *testing.T) {
 
 func newCheckSuite(t *testing.T) *checkSuite {
 	s := &checkSuite{stateDir: initTestCA(t)}
-	a, err := pki.Open(s.stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.IssueServer(pki.ServerRequest{
-		Name: "dockerd", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	server := pki.BundlePaths(s.stateDir, pki.KindServer, "dockerd")
+	server := issueDockerdCert(t, s.stateDir, "localhost")
 
 	// --debug makes dockerd log every request it serves, which
 	// testRequestsSent reads.

@@ -50,12 +50,28 @@ func initTestCA(t testing.TB) string {
 	return dir
 }
 
+// issueDockerdCert issues the server certificate "dockerd" for dnsName and
+// 127.0.0.1 from the CA in stateDir and returns the paths of its bundle.
+func issueDockerdCert(t testing.TB, stateDir, dnsName string) pki.Bundle {
+	t.Helper()
+	a, err := pki.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.IssueServer(pki.ServerRequest{
+		Name: "dockerd", DNSNames: []string{dnsName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return pki.BundlePaths(stateDir, pki.KindServer, "dockerd")
+}
+
 var (
 	serialPattern = regexp.MustCompile(`serial [0-9a-f]+`)
 	datePattern   = regexp.MustCompile(`valid until \d{4}-\d{2}-\d{2}`)
 )
 
-// normalize replaces temporary paths and per-run values in out with
+// normalizeOutput replaces temporary paths and per-run values in out with
 // placeholders, so golden files stay stable.
 func normalizeOutput(out string, paths map[string]string) string {
 	for path, placeholder := range paths {

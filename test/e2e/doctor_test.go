@@ -65,16 +65,7 @@ func TestDoctor(t *testing.T) {
 
 func newDoctorSuite(t *testing.T) *doctorSuite {
 	s := &doctorSuite{stateDir: initTestCA(t)}
-	a, err := pki.Open(s.stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.IssueServer(pki.ServerRequest{
-		Name: "dockerd", DNSNames: []string{"docker.example.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	server := pki.BundlePaths(s.stateDir, pki.KindServer, "dockerd")
+	server := issueDockerdCert(t, s.stateDir, "docker.example.test")
 	s.good = issueClient(t, s.stateDir, "good")
 
 	s.mutual = dockertest.Start(t, dockertest.Options{
