@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -106,7 +107,44 @@ own TLS and diagnose clients that cannot connect.`,
 	addDaemonConfigCommand(root)
 	addCheckCommand(root)
 	addDoctorCommand(root)
+	root.Version = version()
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes wrong arguments exit with ExitUsage and a hint, on
+// cmd and every command below it. cobra returns argument errors as plain
+// errors, which would otherwise exit 1, the code check and policy explain
+// use for a finding. A command that only groups subcommands prints its help
+// when run alone and rejects any argument, because cobra would otherwise
+// print the help and exit 0 for a mistyped subcommand.
+func markUsageErrors(cmd *cobra.Command) {
+	validate := cmd.Args
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		validate = cobra.NoArgs
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	if validate != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := validate(c, args); err != nil {
+				return usageError(err, fmt.Sprintf("run '%s --help' for usage", c.CommandPath()))
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
+}
+
+// version returns the module version dockmoat was built from, or "devel"
+// for a build from a source tree.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok || info.Main.Version == "" || info.Main.Version == "(devel)" {
+		return "devel"
+	}
+	return info.Main.Version
 }
 
 // writeJSON writes v to w as JSON indented by two spaces, for the --json
