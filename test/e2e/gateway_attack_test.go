@@ -59,6 +59,8 @@ func TestGatewayAttack(t *testing.T) {
 
 	t.Run("client certificates rejected", s.testClientCertificates)
 	t.Run("SSLv2 hello", s.testSSLv2Hello)
+	t.Run("renegotiation", s.testRenegotiation)
+	t.Run("odd SNI names", s.testOddServerNames)
 	t.Run("session resumption after revocation", s.testResumptionAfterRevocation)
 	t.Run("request forms", s.testRequestForms)
 	t.Run("pipelined requests", s.testPipelined)
@@ -189,8 +191,8 @@ func (s *attackSuite) testClientCertificates(t *testing.T) {
 	s.gw.waitLog(t, liveChangeTimeout, "TLS handshake failed", "expired")
 }
 
-// testSSLv2Hello sends an SSLv2-format ClientHello, which TLS 1.2 servers
-// must not answer with a handshake, and expects the connection to close
+// testSSLv2Hello sends an SSLv2-format ClientHello, to which TLS 1.2 servers
+// must not reply with a handshake, and expects the connection to close
 // without any HTTP response.
 func (s *attackSuite) testSSLv2Hello(t *testing.T) {
 	conn := dialRaw(t, s.gw.Addr)
@@ -212,6 +214,73 @@ func (s *attackSuite) testSSLv2Hello(t *testing.T) {
 	}
 	if len(reply) > 0 && reply[0] == 0x16 {
 		t.Errorf("SSLv2 hello got a TLS handshake record %x, want an alert or a closed connection", reply)
+	}
+}
+
+// testRenegotiation requests a TLS 1.2 renegotiation with openssl s_client
+// after one request. Go's TLS server does not renegotiate, so the second
+// request on that connection must get no response.
+func (s *attackSuite) testRenegotiation(t *testing.T) {
+	dockertest.Require(t, "openssl")
+	ctx := commandContext(t, 20*time.Second)
+	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-tls1_2",
+		"-connect", s.gw.Addr,
+		"-cert", filepath.Join(s.admin, "cert.pem"),
+		"-key", filepath.Join(s.admin, "key.pem"),
+		"-CAfile", filepath.Join(s.admin, "ca.pem"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var output bytes.Buffer
+	cmd.Stdout = &output
+	cmd.Stderr = &output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// s_client reads commands line by line: "R" on its own line starts a
+	// renegotiation, so the requests use bare LF line ends, which Go's
+	// HTTP server accepts.
+	for _, step := range []string{
+		"GET /_ping HTTP/1.1\nHost: docker\n\n",
+		"R\n",
+		"GET /_ping HTTP/1.1\nHost: docker\nConnection: close\n\n",
+	} {
+		time.Sleep(time.Second)
+		_, _ = io.WriteString(stdin, step)
+	}
+	time.Sleep(time.Second)
+	stdin.Close()
+	_ = cmd.Wait()
+
+	out := output.String()
+	if !strings.Contains(out, "RENEGOTIATING") {
+		t.Fatalf("openssl s_client did not attempt a renegotiation:\n%s", out)
+	}
+	if got := len(statusLines(out)); got != 1 {
+		t.Errorf("got %d HTTP responses around a renegotiation, want 1 (before it):\n%s", got, out)
+	}
+}
+
+// testOddServerNames sends SNI names that match nothing in the server
+// certificate. The gateway has one certificate, so each handshake must
+// complete with it and the request succeed.
+func (s *attackSuite) testOddServerNames(t *testing.T) {
+	for _, name := range []string{
+		"unknown.example",
+		strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + ".example",
+		"xn--nxasmq6b.example",
+		"localhost.",
+	} {
+		config := bundleTLSConfig(t, s.admin)
+		config.ServerName = name
+		// The server certificate does not name these hosts, so the
+		// client skips verification. Only the server side is under test.
+		config.InsecureSkipVerify = true
+		status, err := s.pingWith(config)
+		if err != nil || status != http.StatusOK {
+			t.Errorf("GET /_ping with SNI %q: status %d, %v; want 200", name, status, err)
+		}
 	}
 }
 
@@ -356,7 +425,7 @@ func (s *attackSuite) testSmuggling(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			volume := fmt.Sprintf("smuggled-%d-%d", i, time.Now().UnixNano())
-			hidden := "POST /volumes/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n" +
+			hidden := "POST /volumes/create HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\n" +
 				fmt.Sprintf("Content-Length: %d\r\n\r\n", len(`{"Name":"`+volume+`"}`)) + `{"Name":"` + volume + `"}`
 			body := "0\r\n\r\n" + hidden
 			request := "POST /_ping HTTP/1.1\r\nHost: docker\r\n" +
@@ -472,14 +541,14 @@ func (s *attackSuite) testConnectionLimit(t *testing.T) {
 	gw := startGatewayProcess(t, "serve", s.daemon, s.gw.StateDir, "--max-connections", "2")
 	gw.waitReady(t, s.admin)
 	config := bundleTLSConfig(t, s.admin)
-	var held []*tls.Conn
+	var openConns []*tls.Conn
 	for i := 0; i < 2; i++ {
 		conn, err := tls.Dial("tcp", gw.Addr, config)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		held = append(held, conn)
+		openConns = append(openConns, conn)
 	}
 
 	third, err := net.DialTimeout("tcp", gw.Addr, 5*time.Second)
@@ -497,14 +566,14 @@ func (s *attackSuite) testConnectionLimit(t *testing.T) {
 		t.Fatalf("third connection completed its handshake (%v) while 2 of --max-connections 2 were open", err)
 	case <-time.After(time.Second):
 	}
-	held[0].Close()
+	openConns[0].Close()
 	select {
 	case err := <-handshake:
 		if err != nil {
 			t.Errorf("third connection after one closed: %v", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Error("third connection not served within 5 s after one of the held connections closed")
+		t.Error("third connection not served within 5 s after one of the open connections closed")
 	}
 }
 
