@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -62,6 +63,24 @@ func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts
 		return rep
 	}
 
+	schemeOK := true
+	if f, bad := checkURLScheme(cfg, *ep); bad {
+		fs.add(f)
+		schemeOK = false
+	}
+	if cfg.TLS {
+		if f, missing := checkCAExists(cfg); missing {
+			// The client stops before it dials. A handshake here would fail
+			// for lack of a CA, which is not the client's failure, so only
+			// the endpoint is checked.
+			fs.add(f)
+			res := Check(ctx, *ep, opts)
+			rep.Endpoint = &res
+			fs.add(endpointOnly(endpointFindings(res, cfg, nil))...)
+			return rep
+		}
+	}
+
 	var m *clientMaterial
 	if cfg.TLS {
 		var fileFindings []Finding
@@ -74,10 +93,62 @@ func Diagnose(ctx context.Context, cfg ClientConfig, envFindings []Finding, opts
 	if res.TLS != nil && len(res.TLS.peer) > 0 {
 		fs.add(serverCertFindings(res, cfg, m, opts.now())...)
 	}
-	if reachable(res.Verdict) {
+	if reachable(res.Verdict) && schemeOK {
 		fs.add(clientAttempt(ctx, *ep, cfg, m, opts))
 	}
 	return rep
+}
+
+// checkURLScheme reports an http:// or https:// host. docker CLI 28.2.2
+// accepts only tcp://, unix://, ssh://, npipe:// and fd:// and stops with
+// "invalid bind address format" on any other scheme, although
+// docker-maven-plugin's <dockerHost> takes https://.
+func checkURLScheme(cfg ClientConfig, ep Endpoint) (Finding, bool) {
+	u, err := url.Parse(cfg.Host)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return Finding{}, false
+	}
+	fixed := "tcp://" + ep.Address()
+	fix := "use " + fixed + " in " + cfg.Source
+	if cfg.Source == "DOCKER_HOST" {
+		fix = "export DOCKER_HOST=" + fixed
+	}
+	return Finding{Severity: SeverityError, Subject: "host", Fix: fix,
+		Message: fmt.Sprintf("%s from %s uses %s://, which the docker CLI rejects with "+
+			"\"invalid bind address format: %s\"; it accepts tcp://, unix://, ssh://, npipe:// and fd://",
+			cfg.Host, cfg.Source, u.Scheme, cfg.Host)}, true
+}
+
+// checkCAExists reports a missing ca.pem. The docker CLI 28.2.2 stops
+// before it connects when ca.pem is missing, but goes on without a client
+// certificate when only cert.pem or key.pem is missing.
+func checkCAExists(cfg ClientConfig) (Finding, bool) {
+	_, err := os.Stat(cfg.Files.CA)
+	if !errors.Is(err, os.ErrNotExist) {
+		return Finding{}, false
+	}
+	dir := filepath.Dir(cfg.Files.CA)
+	problem := cfg.Files.CA + " does not exist"
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		problem = "the folder " + dir + " does not exist"
+	}
+	return Finding{Severity: SeverityError, Subject: "ca.pem",
+		Fix: "point DOCKER_CERT_PATH at the folder with ca.pem, cert.pem and key.pem, " +
+			"or write one: dockmoat pki export NAME --format dir --out " + dir,
+		Message: fmt.Sprintf("%s, so the docker CLI stops with \"open %s: no such file or directory\" "+
+			"before it connects", problem, cfg.Files.CA)}, true
+}
+
+// endpointOnly keeps the findings about the endpoint itself and drops the
+// ones about the client's files.
+func endpointOnly(list []Finding) []Finding {
+	var endpoint []Finding
+	for _, f := range list {
+		if f.Subject == "endpoint" {
+			endpoint = append(endpoint, f)
+		}
+	}
+	return endpoint
 }
 
 func reachable(v Verdict) bool {
@@ -173,7 +244,7 @@ func endpointFindings(res Result, cfg ClientConfig, m *clientMaterial) []Finding
 func serverCertFindings(res Result, cfg ClientConfig, m *clientMaterial, now time.Time) []Finding {
 	var fs findings
 	leaf := res.TLS.peer[0]
-	fs.add(checkSAN(leaf, res.Host, cfg)...)
+	fs.add(checkSAN(leaf, res.Host, res.Port, cfg)...)
 	for i, c := range res.TLS.peer {
 		subject := "server certificate"
 		if i > 0 {
@@ -220,7 +291,7 @@ func serverCertFindings(res Result, cfg ClientConfig, m *clientMaterial, now tim
 
 // checkSAN compares host, the name the client dials, with the SANs of the
 // server certificate.
-func checkSAN(leaf *x509.Certificate, host string, cfg ClientConfig) []Finding {
+func checkSAN(leaf *x509.Certificate, host string, port int, cfg ClientConfig) []Finding {
 	var fs findings
 	sev := SeverityError
 	if !cfg.TLSVerify {
@@ -231,12 +302,7 @@ func checkSAN(leaf *x509.Certificate, host string, cfg ClientConfig) []Finding {
 		fs.okf("server certificate", "the server's certificate is valid for %s (%s)", host, sanList(leaf))
 		return fs.list
 	}
-	flag := "--dns " + host
-	if net.ParseIP(host) != nil {
-		flag = "--ip " + host
-	}
-	fix := "reissue the server certificate with the name clients dial: dockmoat pki issue server " + flag +
-		", and install it on the daemon"
+	fix := reissueFix(leaf, host, port)
 	hasSAN := len(leaf.DNSNames) > 0 || len(leaf.IPAddresses) > 0 || len(leaf.URIs) > 0 || len(leaf.EmailAddresses) > 0
 	if !hasSAN {
 		fs.note(sev, "server certificate", fix,
@@ -245,13 +311,48 @@ func checkSAN(leaf *x509.Certificate, host string, cfg ClientConfig) []Finding {
 				"use SANs instead\", and the client dials %s", leaf.Subject, host)
 		return fs.list
 	}
-	if len(leaf.DNSNames) > 0 {
-		fix += fmt.Sprintf(", or dial a name it has: DOCKER_HOST=tcp://%s:PORT", leaf.DNSNames[0])
+	if name := firstSAN(leaf); name != "" {
+		fix += "; or dial a name it has: DOCKER_HOST=tcp://" + net.JoinHostPort(name, strconv.Itoa(port))
 	}
 	fs.note(sev, "server certificate", fix,
 		"the client dials %s, but the server's certificate is valid only for %s: %v "+
 			"(Java: \"Hostname %s not verified\")", host, sanList(leaf), err, host)
 	return fs.list
+}
+
+// reissueFix returns the commands that add host to the server certificate.
+// Doctor cannot tell the gateway from dockerd, so it names both: dockmoat up
+// reissues the certificate "gateway" with the old names plus --dns and --ip.
+// daemon-config --reissue issues "dockerd" with only the --san names given,
+// so the fix repeats every name the certificate has.
+func reissueFix(leaf *x509.Certificate, host string, port int) string {
+	upFlag := "--dns " + host
+	if net.ParseIP(host) != nil {
+		upFlag = "--ip " + host
+	}
+	var sans []string
+	for _, name := range leaf.DNSNames {
+		sans = append(sans, "--san "+name)
+	}
+	for _, ip := range leaf.IPAddresses {
+		sans = append(sans, "--san "+ip.String())
+	}
+	sans = append(sans, "--san "+host)
+	return fmt.Sprintf("add %s to the server certificate on port %d; for the dockmoat gateway, restart it with "+
+		"dockmoat up %s (reissues certificate \"gateway\"); for dockerd's own TLS, run dockmoat daemon-config %s "+
+		"--reissue with its other flags as before, then restart dockerd", host, port, upFlag, strings.Join(sans, " "))
+}
+
+// firstSAN returns the certificate's first DNS name, else its first IP
+// address, else "".
+func firstSAN(leaf *x509.Certificate) string {
+	if len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	if len(leaf.IPAddresses) > 0 {
+		return leaf.IPAddresses[0].String()
+	}
+	return ""
 }
 
 // unixSocketPath returns the socket path of a unix:// Docker host.

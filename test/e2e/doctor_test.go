@@ -216,7 +216,7 @@ func (s *doctorSuite) testCNOnly(t *testing.T) {
 	r := runDoctor(t, env, "doctor")
 	wantDoctor(t, r, 1,
 		"has no subjectAltName, only a subject CN",
-		"dockmoat pki issue server --dns localhost",
+		"dockmoat up --dns localhost", "daemon-config --san localhost --reissue",
 		// The classic CA has no keyUsage, which Python 3.13 rejects.
 		"has no keyUsage extension")
 }
@@ -225,7 +225,7 @@ func (s *doctorSuite) testIPNotInSANs(t *testing.T) {
 	env := tlsEnv(s.classic.TCPAddr, s.classicClient)
 	wantCLIFailure(t, env, "doesn't contain any IP SANs", "hostname-mismatch")
 	r := runDoctor(t, env, "doctor")
-	wantDoctor(t, r, 1, "the client dials 127.0.0.1", "dockmoat pki issue server --ip 127.0.0.1")
+	wantDoctor(t, r, 1, "the client dials 127.0.0.1", "dockmoat up --ip 127.0.0.1")
 }
 
 func (s *doctorSuite) testNameNotInSANs(t *testing.T) {
@@ -235,7 +235,7 @@ func (s *doctorSuite) testNameNotInSANs(t *testing.T) {
 	r := runDoctor(t, env, "doctor")
 	wantDoctor(t, r, 1,
 		"the client dials localhost, but the server's certificate is valid only for DNS:docker.example.test, IP:127.0.0.1",
-		"--dns localhost", "DOCKER_HOST=tcp://docker.example.test:PORT")
+		"--dns localhost", "DOCKER_HOST=tcp://docker.example.test:"+port)
 }
 
 func (s *doctorSuite) testExpiredClient(t *testing.T) {
