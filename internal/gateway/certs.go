@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -183,6 +184,9 @@ func (st *tlsState) verifyConnection(cs tls.ConnectionState) error {
 		return errors.New("tls: client didn't provide a certificate")
 	}
 	leaf := cs.PeerCertificates[0]
+	if err := checkClientUsage(leaf); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
 	if cs.DidResume {
 		if _, err := leaf.Verify(x509.VerifyOptions{
 			Roots:         st.roots,
@@ -194,6 +198,23 @@ func (st *tlsState) verifyConnection(cs tls.ConnectionState) error {
 	}
 	if st.isRevoked(leaf) {
 		return &revokedError{cert: leaf}
+	}
+	return nil
+}
+
+// checkClientUsage rejects a client certificate that is a CA or does not
+// name clientAuth among its extended key usages. crypto/x509 treats a
+// certificate without extended key usages as valid for any usage, so
+// without this check the CA certificate itself, whose key signs every
+// client certificate, would pass as a client.
+func checkClientUsage(leaf *x509.Certificate) error {
+	if leaf.IsCA {
+		return x509.CertificateInvalidError{Cert: leaf, Reason: x509.IncompatibleUsage,
+			Detail: "a CA certificate is not a client certificate"}
+	}
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return x509.CertificateInvalidError{Cert: leaf, Reason: x509.IncompatibleUsage,
+			Detail: "the certificate does not name clientAuth in its extended key usage"}
 	}
 	return nil
 }

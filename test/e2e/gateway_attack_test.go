@@ -171,6 +171,19 @@ func (s *attackSuite) testClientCertificates(t *testing.T) {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, adminCert, adminPair.PrivateKey)
 	leafSigned.Certificate = append(leafSigned.Certificate, adminPair.Certificate[0])
+	// The CA certificate has no extended key usage, which Go's chain check
+	// reads as any usage, so only an explicit check keeps it out.
+	caPair, err := tls.LoadX509KeyPair(pki.CACertPath(stateDir), pki.CAKeyPath(stateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noEKU := signTestCert(t, &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "attack-no-eku", OrganizationalUnit: []string{"admin"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}, caCert, caKey)
 
 	for _, tc := range []struct {
 		name string
@@ -180,6 +193,8 @@ func (s *attackSuite) testClientCertificates(t *testing.T) {
 		{"gateway server certificate", serverPair},
 		{"serverAuth-only EKU", serverAuthOnly},
 		{"signed by a leaf", leafSigned},
+		{"CA certificate", caPair},
+		{"no extended key usage", noEKU},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, err := s.pingWith(s.attackTLSConfig(t, tc.cert))
@@ -189,6 +204,7 @@ func (s *attackSuite) testClientCertificates(t *testing.T) {
 		})
 	}
 	s.gw.waitLog(t, liveChangeTimeout, "TLS handshake failed", "expired")
+	s.gw.waitLog(t, liveChangeTimeout, "TLS handshake failed", "wrong_key_usage", "attack-no-eku")
 }
 
 // testSSLv2Hello sends an SSLv2-format ClientHello, to which TLS 1.2 servers
