@@ -93,7 +93,7 @@ func runPKIIssueServer(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return caError(err)
 	}
-	return reportIssued(cmd, a, rec, out)
+	return reportIssued(cmd, a, rec, out, "issued")
 }
 
 func newPKIIssueClientCommand() *cobra.Command {
@@ -147,7 +147,7 @@ func runPKIIssueClient(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return caError(err)
 	}
-	return reportIssued(cmd, a, rec, out)
+	return reportIssued(cmd, a, rec, out, "issued")
 }
 
 func newPKIRenewCommand() *cobra.Command {
@@ -189,7 +189,7 @@ func runPKIRenew(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return caError(err)
 	}
-	return reportIssued(cmd, a, rec, out)
+	return reportIssued(cmd, a, rec, out, "renewed")
 }
 
 func newPKIRevokeCommand() *cobra.Command {
@@ -342,19 +342,20 @@ func outDirFlag(cmd *cobra.Command) (string, error) {
 }
 
 // reportIssued prints what an issuance wrote and copies the bundle to out.
-func reportIssued(cmd *cobra.Command, a *pki.Authority, rec pki.Record, out string) error {
+// action is the past-tense verb of the first line, "issued" or "renewed".
+func reportIssued(cmd *cobra.Command, a *pki.Authority, rec pki.Record, out, action string) error {
 	paths := pki.BundlePaths(a.Dir(), rec.Kind, rec.Name)
 	files := []string{paths.CA, paths.Cert, paths.Key}
 	if out != "" {
 		copied, err := copyBundle(paths, out)
 		if err != nil {
-			return failure(fmt.Errorf("issued serial %s but failed to copy it to --out: %w", rec.Serial, err),
+			return failure(fmt.Errorf("%s serial %s but failed to copy it to --out: %w", action, rec.Serial, err),
 				fmt.Sprintf("the files are in %s", filepath.Dir(paths.Cert)))
 		}
 		files = append(files, copied...)
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "issued %s certificate %q\n", rec.Kind, rec.Name)
+	fmt.Fprintf(w, "%s %s certificate %q\n", action, rec.Kind, rec.Name)
 	fmt.Fprintf(w, "  serial    %s\n", rec.Serial)
 	if rec.Kind == pki.KindServer {
 		fmt.Fprintf(w, "  names     %s\n", formatSANs(rec))
