@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -31,7 +31,10 @@ up creates, each only if missing: the CA; the gateway's server certificate
 --dns and --ip; and, when no client certificate exists yet, a client "admin"
 in group "admin". It prints where the admin bundle is and the docker
 commands that connect with it, then serves like 'dockmoat serve'. Running it
-again reuses everything.`,
+again reuses everything.
+
+A CA key encrypted by 'dockmoat pki init --passphrase-file' is decrypted
+with --passphrase-file, which up reads only when it has to sign.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := readServeOptions(cmd)
@@ -53,6 +56,8 @@ again reuses everything.`,
 	addServeFlags(cmd)
 	cmd.Flags().StringArray("dns", nil, "extra DNS name for the gateway's server certificate (repeatable)")
 	cmd.Flags().StringArray("ip", nil, "extra IP address for the gateway's server certificate (repeatable)")
+	cmd.Flags().String("passphrase-file", "",
+		"file with the passphrase of an encrypted CA key, or '-' for stdin; read only when up issues or reissues a certificate")
 	return cmd
 }
 
@@ -77,10 +82,13 @@ func setUp(cmd *cobra.Command, opts *serveOptions, dnsNames []string, ips []net.
 	if err != nil {
 		return err
 	}
-	if err := ensureGatewayCert(ca, dnsNames, ips, stderr); err != nil {
+	// An encrypted CA key is unlocked at most once, and only before the
+	// first signature, so runs that reuse everything need no passphrase.
+	unlock := sync.OnceValue(func() error { return unlockCA(cmd, ca) })
+	if err := ensureGatewayCert(ca, unlock, dnsNames, ips, stderr); err != nil {
 		return err
 	}
-	admin, err := ensureAdminClient(ca, stderr)
+	admin, err := ensureAdminClient(ca, unlock, stderr)
 	if err != nil {
 		return err
 	}
@@ -108,7 +116,7 @@ func openOrInitCA(dir string, stderr io.Writer) (*pki.Authority, error) {
 // ensureGatewayCert issues the gateway's server certificate unless a valid
 // one exists. The names are the host's automatic ones plus dnsNames and ips;
 // pki.DefaultServerNames always includes localhost and 127.0.0.1.
-func ensureGatewayCert(ca *pki.Authority, dnsNames []string, ips []net.IP, stderr io.Writer) error {
+func ensureGatewayCert(ca *pki.Authority, unlock func() error, dnsNames []string, ips []net.IP, stderr io.Writer) error {
 	rec, found, err := ca.Find(gatewayServerName)
 	if err != nil {
 		return failure(fmt.Errorf("read the certificate index: %w", err), "")
@@ -119,6 +127,9 @@ func ensureGatewayCert(ca *pki.Authority, dnsNames []string, ips []net.IP, stder
 			fmt.Fprintf(stderr, "Using server certificate %q (serial %s), valid until %s\n",
 				gatewayServerName, rec.Serial, rec.NotAfter.Format("2006-01-02"))
 			return nil
+		}
+		if err := unlock(); err != nil {
+			return err
 		}
 		return reissueGatewayCert(ca, rec, dnsNames, ips, missing, stderr)
 	}
@@ -131,14 +142,14 @@ func ensureGatewayCert(ca *pki.Authority, dnsNames []string, ips []net.IP, stder
 	if err != nil {
 		return failure(fmt.Errorf("find the host's names: %w", err), "pass the names clients dial with --dns and --ip")
 	}
+	if err := unlock(); err != nil {
+		return err
+	}
 	rec, err = ca.IssueServer(pki.ServerRequest{
 		Name:     gatewayServerName,
 		DNSNames: append(autoDNS, dnsNames...),
 		IPs:      append(autoIPs, ips...),
 	})
-	if errors.Is(err, pki.ErrPassphraseRequired) {
-		return usageError(err, "the CA key is encrypted; issue the server certificate \"gateway\" with 'dockmoat pki', then run up again")
-	}
 	if err != nil {
 		return failure(fmt.Errorf("issue the gateway server certificate: %w", err), "")
 	}
@@ -162,8 +173,7 @@ func reissueGatewayCert(ca *pki.Authority, rec pki.Record, dnsNames []string, ip
 		}
 	}
 	if _, err := ca.Revoke(rec.Serial, "superseded"); err != nil {
-		return failure(fmt.Errorf("revoke the old gateway server certificate: %w", err),
-			"pass --passphrase-file if the CA key is encrypted, or reissue it with 'dockmoat pki'")
+		return failure(fmt.Errorf("revoke the old gateway server certificate: %w", err), "")
 	}
 	next, err := ca.IssueServer(pki.ServerRequest{Name: gatewayServerName, DNSNames: allDNS, IPs: allIPs})
 	if err != nil {
@@ -178,7 +188,7 @@ func reissueGatewayCert(ca *pki.Authority, rec pki.Record, dnsNames []string, ip
 // ensureAdminClient issues client "admin" in group "admin" when no client
 // certificate exists. It returns the admin's record, or nil when other
 // clients exist and admin was not created.
-func ensureAdminClient(ca *pki.Authority, stderr io.Writer) (*pki.Record, error) {
+func ensureAdminClient(ca *pki.Authority, unlock func() error, stderr io.Writer) (*pki.Record, error) {
 	records, err := ca.List()
 	if err != nil {
 		return nil, failure(fmt.Errorf("read the certificate index: %w", err), "")
@@ -197,10 +207,10 @@ func ensureAdminClient(ca *pki.Authority, stderr io.Writer) (*pki.Record, error)
 	if clients > 0 {
 		return admin, nil
 	}
-	rec, err := ca.IssueClient(pki.ClientRequest{Name: adminClientName, Groups: []string{adminGroup}})
-	if errors.Is(err, pki.ErrPassphraseRequired) {
-		return nil, usageError(err, "the CA key is encrypted; issue a client with 'dockmoat pki', then run up again")
+	if err := unlock(); err != nil {
+		return nil, err
 	}
+	rec, err := ca.IssueClient(pki.ClientRequest{Name: adminClientName, Groups: []string{adminGroup}})
 	if err != nil {
 		return nil, failure(fmt.Errorf("issue the admin client certificate: %w", err), "")
 	}
