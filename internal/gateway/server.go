@@ -40,6 +40,9 @@ type Server struct {
 	requestSeq    atomic.Uint64
 
 	reloadMu sync.Mutex
+	// reloadFailed records that the last reload failed, so that the next
+	// good one is logged even when the files are back to the loaded state.
+	reloadFailed bool
 
 	mu       sync.Mutex
 	listener *listener
@@ -207,9 +210,16 @@ func (s *Server) Reload() error {
 	if err != nil {
 		s.metrics.reloaded(false)
 		s.logger.Error("reload failed; keeping the previous certificates and CRL", "error", err)
+		s.reloadFailed = true
 		return err
 	}
+	recovered := s.reloadFailed
+	s.reloadFailed = false
 	if st.digest == old.digest {
+		if recovered {
+			s.metrics.reloaded(true)
+			s.logger.Info("certificate and CRL files are valid again and match the ones in use")
+		}
 		return nil
 	}
 	s.state.Store(st)
