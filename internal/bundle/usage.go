@@ -40,6 +40,10 @@ type Usage struct {
 	// FormatDir and for an env export written to stdout).
 	Format Format
 	File   string
+	// PasswordFile is the file with the PKCS#12 password of a FormatP12
+	// export. The printed keytool command reads the trust store password
+	// from it, so the command runs without a prompt.
+	PasswordFile string
 }
 
 // WriteUsage writes how to use the bundle with the docker CLI, docker
@@ -75,7 +79,14 @@ func WriteUsage(w io.Writer, u Usage) error {
 		p("  -Djavax.net.ssl.keyStore=%s -Djavax.net.ssl.keyStoreType=PKCS12", shellQuote(u.File))
 		p("  -Djavax.net.ssl.keyStorePassword=... (the password you passed)")
 		p("Trust the CA with a trust store made from ca.pem:")
-		p("  keytool -importcert -noprompt -alias dockmoat-ca -file %s -keystore truststore.p12 -storetype PKCS12", shellQuote(ca))
+		keytool := "keytool -importcert -noprompt -alias dockmoat-ca -file " + shellQuote(ca) +
+			" -keystore truststore.p12 -storetype PKCS12"
+		if u.PasswordFile != "" {
+			// keytool (checked with OpenJDK 17) prompts for the store
+			// password unless -storepass or -storepass:file sets it.
+			keytool += " -storepass:file " + shellQuote(u.PasswordFile)
+		}
+		p("  %s", keytool)
 		p("")
 	}
 

@@ -68,6 +68,12 @@ func runPKIExport(cmd *cobra.Command, args []string) error {
 		certPath = pki.ClientDir(a.Dir(), name)
 	}
 	usage := bundle.Usage{Name: name, Host: host, CertPath: certPath, Format: format}
+	if format == bundle.FormatP12 {
+		passwordFile, _ := cmd.Flags().GetString("password-file")
+		if usage.PasswordFile, err = filepath.Abs(passwordFile); err != nil {
+			return failure(err, "")
+		}
+	}
 	if usage.File, err = writeExport(cmd, files, format, usage, out, password); err != nil {
 		return err
 	}
