@@ -118,3 +118,24 @@ func TestDiagnoseMissingCertFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestExplainNamesReissueCommands(t *testing.T) {
+	for _, message := range []string{
+		"x509: certificate relies on legacy Common Name field, use SANs instead",
+		"x509: certificate is valid for docker.example.test, not localhost",
+	} {
+		matches := Explain(message)
+		if len(matches) == 0 {
+			t.Fatalf("Explain(%q) matched nothing", message)
+		}
+		checks := strings.Join(matches[0].Checks, "\n")
+		for _, want := range []string{"dockmoat up --dns", "dockmoat daemon-config --san", "--reissue"} {
+			if !strings.Contains(checks, want) {
+				t.Errorf("Explain(%q) checks = %q, want %q", message, checks, want)
+			}
+		}
+		if strings.Contains(checks, "pki issue server") {
+			t.Errorf("Explain(%q) checks = %q, want no pki issue server", message, checks)
+		}
+	}
+}

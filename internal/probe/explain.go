@@ -47,7 +47,8 @@ var explainRules = []explainRule{
 		checks: []string{
 			"openssl x509 -in server-cert.pem -noout -ext subjectAltName",
 			"dockmoat doctor (compares the dialled host with the certificate's SANs)",
-			"reissue with SANs: dockmoat pki issue server --dns HOST --ip ADDR",
+			"reissue with SANs, for the dockmoat gateway: dockmoat up --dns HOST --ip ADDR; " +
+				"for dockerd's own TLS: dockmoat daemon-config --san HOST --san ADDR --reissue",
 		},
 	},
 	{
@@ -65,7 +66,8 @@ var explainRules = []explainRule{
 		checks: []string{
 			"openssl s_client -connect HOST:2376 </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName",
 			"dockmoat doctor (prints the dialled host and the SAN list)",
-			"reissue with every name clients use: dockmoat pki issue server --dns NAME --ip ADDR",
+			"reissue with every name clients use, for the dockmoat gateway: dockmoat up --dns NAME --ip ADDR; " +
+				"for dockerd's own TLS: dockmoat daemon-config --san NAME --san ADDR --reissue (list every name, old and new)",
 		},
 	},
 	{
