@@ -281,7 +281,9 @@ func serverCertFindings(res Result, cfg ClientConfig, m *clientMaterial, now tim
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
 		// checkValidity has named the expired certificate.
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
-		fs.errorf("server certificate", "issue a server certificate: dockmoat pki issue server",
+		fs.errorf("server certificate", "replace it with one that has serverAuth: for dockerd's own TLS, "+
+			"dockmoat daemon-config --san NAME --reissue (then restart dockerd); for the dockmoat gateway, "+
+			"dockmoat up, which issues its certificate \"gateway\" with serverAuth",
 			"the server's certificate has no serverAuth extended key usage: %v", err)
 	default:
 		fs.errorf("server certificate", "", "the server's certificate does not verify against %s: %v", cfg.Files.CA, err)

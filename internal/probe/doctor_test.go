@@ -237,6 +237,11 @@ func TestDiagnoseServerCertificate(t *testing.T) {
 			if !hasFinding(rep.Findings, SeverityError, tt.part) {
 				t.Errorf("findings = %+v\nwant an error containing %q", rep.Findings, tt.part)
 			}
+			for _, f := range rep.Findings {
+				if strings.Contains(f.Fix, "pki issue server") {
+					t.Errorf("fix %q names pki issue server, which neither dockerd nor the gateway reads", f.Fix)
+				}
+			}
 		})
 	}
 }
