@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -53,32 +52,6 @@ func NewAuthorizer(policyPath string, logger *slog.Logger) (Authorizer, error) {
 // useDockerSocket once, before the server accepts connections.
 type dockerSocketUser interface {
 	useDockerSocket(socket string)
-}
-
-// adminOnly allows every request of group "admin" and denies the rest.
-type adminOnly struct{}
-
-const (
-	ruleAdmin       = "builtin:admin"
-	ruleDefaultDeny = "builtin:default-deny"
-	opUnclassified  = "unclassified"
-)
-
-func (adminOnly) Authorize(id identity.Identity, r *http.Request) Decision {
-	d := Decision{
-		Operation:  opUnclassified,
-		APIVersion: apiVersion(r.URL.Path),
-	}
-	if id.InGroup("admin") {
-		d.Allow = true
-		d.Rule = ruleAdmin
-		return d
-	}
-	d.Status = http.StatusForbidden
-	d.Rule = ruleDefaultDeny
-	d.Message = fmt.Sprintf("dockmoat: client %q may not call %s %s: only group \"admin\" has access",
-		id.Name, r.Method, r.URL.Path)
-	return d
 }
 
 // apiVersion returns "X.Y" from a path that starts with "/vX.Y/", or "".
