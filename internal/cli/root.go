@@ -1,6 +1,6 @@
 // Package cli is dockmoat's command tree. Each command group lives in a file
-// of its own; this file holds the root command, the state directory rule and
-// the mapping from errors to exit codes.
+// of its own. This file contains the root command, the state directory rule
+// and the mapping from errors to exit codes.
 package cli
 
 import (

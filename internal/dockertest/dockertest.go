@@ -37,9 +37,9 @@ type Options struct {
 	// TLSCACert, TLSCert and TLSKey are PEM file paths for the TCP listener.
 	TLSCACert, TLSCert, TLSKey string
 	// TLSVerify requires client certificates (--tlsverify). Without it and
-	// with TLSCert set the daemon runs with --tls, which dockerd 20.10.24
-	// still treats as --tlsverify when a CA is given; pass
-	// "--tlsverify=false" in ExtraArgs for a daemon that accepts any client.
+	// with TLSCert set the daemon runs with --tls. dockerd 20.10.24 still
+	// requires client certificates then when a CA is given, so a daemon that
+	// accepts any client needs "--tlsverify=false" in ExtraArgs.
 	TLSVerify bool
 	// ConfigFile is passed as --config-file, for tests of daemon.json.
 	ConfigFile string
@@ -238,7 +238,7 @@ func (d *Daemon) start() error {
 			d.mu.Unlock()
 			return fmt.Errorf("dockerd exited during start: %v", err)
 		case <-ctx.Done():
-			return fmt.Errorf("dockerd did not answer on %s within %s", d.Socket, startTimeout)
+			return fmt.Errorf("dockerd did not respond on %s within %s", d.Socket, startTimeout)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
