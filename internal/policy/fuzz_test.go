@@ -70,21 +70,24 @@ func escapes(data []byte) []string {
 	return found
 }
 
+// createBodySeeds are container create bodies that seed the fuzz targets
+// of inspectCreate and decodeCreateBody.
+var createBodySeeds = []string{
+	typicalCreateBody,
+	`{"Image":"x","HostConfig":{"Privileged":true}}`,
+	`{"Image":"x","privileged":true}`,
+	`{"Image":"x","HostConfig":{"Binds":["/:/host"]}}`,
+	`{"Image":"x","HostConfig":{"Privileged":false,"privileged":true}}`,
+	`{"Image":"x","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]}}`,
+	`{"Image":"x","HostConfig":{"PidMode":"host","NetworkMode":"host"}}`,
+	`{"Image":"x","HostConfig":{"Bind\u017f":["/:/h"]}}`,
+	`{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}`,
+	`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://127.0.0.1:1"}}}}`,
+	`{"Image":"x","LogConfig":{"Config":{"syslog-address":"udp://127.0.0.1:1"}}}`,
+}
+
 func FuzzInspectCreate(f *testing.F) {
-	seeds := []string{
-		typicalCreateBody,
-		`{"Image":"x","HostConfig":{"Privileged":true}}`,
-		`{"Image":"x","privileged":true}`,
-		`{"Image":"x","HostConfig":{"Binds":["/:/host"]}}`,
-		`{"Image":"x","HostConfig":{"Privileged":false,"privileged":true}}`,
-		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]}}`,
-		`{"Image":"x","HostConfig":{"PidMode":"host","NetworkMode":"host"}}`,
-		`{"Image":"x","HostConfig":{"Bind\u017f":["/:/h"]}}`,
-		`{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}`,
-		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"tcp://127.0.0.1:1"}}}}`,
-		`{"Image":"x","LogConfig":{"Config":{"syslog-address":"udp://127.0.0.1:1"}}}`,
-	}
-	for _, s := range seeds {
+	for _, s := range createBodySeeds {
 		f.Add([]byte(s))
 	}
 	p := Default()

@@ -85,11 +85,15 @@ func decodeBody(data []byte, v any) error {
 
 // inspectCreate checks a container create body against rule.
 func inspectCreate(rule *Rule, data []byte) *inspection {
-	var body createBody
-	if err := decodeBody(data, &body); err != nil {
+	body, err := decodeCreateBody(data)
+	if err != nil {
 		return deny("body", "cannot be decoded (%v)", err)
 	}
+	return checkCreate(rule, body)
+}
 
+// checkCreate checks a decoded container create body against rule.
+func checkCreate(rule *Rule, body *createBody) *inspection {
 	result := &inspection{}
 	if len(rule.Images) > 0 {
 		image := ""

@@ -106,6 +106,7 @@ rules:
 		{"duplicate top-level", ciClient, `{"Image":"x","HostConfig":{},"HOSTCONFIG":{"Privileged":true}}`, false, "body"},
 		{"trailing data", ciClient, `{"Image":"x"} {"HostConfig":{"Privileged":true}}`, false, "body"},
 		{"invalid JSON", ciClient, `{"Image":"x",`, false, "body"},
+		{"end after HostConfig key", ciClient, `{"Image":"x","HostConfig":`, false, "body"},
 		{"wrong type", ciClient, `{"Image":"x","HostConfig":{"Privileged":"true"}}`, false, "body"},
 
 		{"lifted capability", builder, `{"Image":"busybox","HostConfig":{"CapAdd":["NET_ADMIN"]}}`, true, ""},
@@ -289,11 +290,32 @@ func TestCheckJSONKeys(t *testing.T) {
 		{`{"a":1}x`, true},
 		{`{"a":1`, true},
 		{strings.Repeat("[", 100) + strings.Repeat("]", 100), true},
+		{` {"a":[-0.5e+3,0,1E2,true,false,null,"\u00e9\n\"\\\/","é"]} `, false},
+		{``, true},
+		{`{"a":tru}`, true},
+		{`{"a":nul}`, true},
+		{`{"a":01}`, true},
+		{`{"a":1.}`, true},
+		{`{"a":.5}`, true},
+		{`{"a":-}`, true},
+		{`{"a":1e}`, true},
+		{`{"a":+1}`, true},
+		{`{"a":"` + "\t" + `"}`, true},
+		{`{"a":"\q"}`, true},
+		{`{"a":"\u12"}`, true},
+		{`{"a":"\u12g4"}`, true},
+		{`{"a":1,}`, true},
+		{`{"a" 1}`, true},
+		{`[1,]`, true},
+		{"\ufeff{}", true},
 	}
 	for _, tt := range tests {
 		err := checkJSONKeys([]byte(tt.body))
 		if gotErr := err != nil; gotErr != tt.wantErr {
 			t.Errorf("checkJSONKeys(%s): got error %v, want error: %v", tt.body, err, tt.wantErr)
+		}
+		if err == nil && !json.Valid([]byte(tt.body)) {
+			t.Errorf("checkJSONKeys(%s) accepts what json.Valid rejects", tt.body)
 		}
 	}
 }

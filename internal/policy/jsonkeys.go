@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -17,9 +18,62 @@ const maxJSONDepth = 64
 // so "K" U+212A matches "k") and the last duplicate wins, so a filter that
 // reads the first "Privileged" while the daemon applies a later
 // "privileged" could be bypassed. Keys of maps such as Labels are checked
-// the same way. Text after the value other than white space is rejected.
+// the same way. It also rejects every text that json.Unmarshal rejects as
+// invalid JSON, including text after the value other than white space.
 func checkJSONKeys(data []byte) error {
-	s := keyScanner{data: data, keys: make([]keyHash, 0, 128)}
+	buffers := scanBufferPool.Get().(*scanBuffers)
+	defer scanBufferPool.Put(buffers)
+	s := keyScanner{data: data, keys: buffers.keys[:0]}
+	err := s.scan()
+	buffers.keep(s.keys, buffers.members)
+	return err
+}
+
+// scanBuffers are the slices that keyScanner and createFilter grow, reused
+// across scans through scanBufferPool.
+type scanBuffers struct {
+	keys    []keyHash
+	members []filteredMember
+}
+
+// maxPooledBuffer is the maximum capacity, in entries, of a slice that goes
+// back to scanBufferPool, so that one large body does not keep its slices
+// alive.
+const maxPooledBuffer = 4096
+
+var scanBufferPool = sync.Pool{New: func() any {
+	return &scanBuffers{keys: make([]keyHash, 0, 128), members: make([]filteredMember, 0, 32)}
+}}
+
+// keep stores the slices that a scan grew, unless they are too large.
+func (b *scanBuffers) keep(keys []keyHash, members []filteredMember) {
+	if cap(keys) <= maxPooledBuffer {
+		b.keys = keys
+	}
+	if cap(members) <= maxPooledBuffer {
+		b.members = members
+	}
+}
+
+type keyScanner struct {
+	data []byte
+	pos  int
+	// keys is a stack of the hashes of the folded keys of the objects being
+	// scanned. Equal hashes are compared again as folded strings.
+	keys []keyHash
+	// filter, when not nil, records the members of the top-level object
+	// and of its HostConfig object that inspectCreate reads.
+	filter *createFilter
+}
+
+type keyHash struct {
+	hash uint64
+	// start and end locate the quoted key in data.
+	start, end int
+}
+
+// scan checks the whole of s.data.
+func (s *keyScanner) scan() error {
 	s.skipSpace()
 	if err := s.value(0); err != nil {
 		return err
@@ -29,20 +83,6 @@ func checkJSONKeys(data []byte) error {
 		return fmt.Errorf("unexpected data after the JSON value at offset %d", s.pos)
 	}
 	return nil
-}
-
-type keyScanner struct {
-	data []byte
-	pos  int
-	// keys is a stack of the hashes of the folded keys of the objects being
-	// scanned. Equal hashes are compared again as folded strings.
-	keys []keyHash
-}
-
-type keyHash struct {
-	hash uint64
-	// start and end locate the quoted key in data.
-	start, end int
 }
 
 func (s *keyScanner) skipSpace() {
@@ -63,39 +103,39 @@ func (s *keyScanner) value(depth int) error {
 	if s.pos >= len(s.data) {
 		return fmt.Errorf("unexpected end of JSON")
 	}
-	switch s.data[s.pos] {
-	case '{':
+	switch c := s.data[s.pos]; {
+	case c == '{':
 		return s.object(depth)
-	case '[':
+	case c == '[':
 		return s.array(depth)
-	case '"':
-		_, _, err := s.str()
+	case c == '"':
+		_, err := s.str()
 		return err
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		return s.number()
 	}
-	// Numbers and literals: json.Unmarshal validates them afterwards, so it
-	// is enough here to find where they end.
-	start := s.pos
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
-		if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			break
-		}
-		s.pos++
-	}
-	if s.pos == start {
-		return fmt.Errorf("invalid character %q at offset %d", s.data[s.pos], s.pos)
-	}
-	return nil
+	return fmt.Errorf("invalid character %q looking for the beginning of a value at offset %d", s.data[s.pos], s.pos)
 }
 
 func (s *keyScanner) object(depth int) error {
+	objectStart := s.pos
 	s.pos++ // '{'
 	base := len(s.keys)
-	defer func() { s.keys = s.keys[:base] }()
 	// seen is a 256-bit Bloom filter of this object's key hashes. A key whose
 	// bit is clear cannot repeat an earlier key, which spares most keys the
 	// comparison with every earlier key of a large object such as HostConfig.
 	var seen [4]uint64
+	// names is the set of member names to record, or nil.
+	var names *nameSet
+	if s.filter != nil {
+		names = s.filter.namesFor(depth, objectStart)
+	}
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
 		s.pos++
@@ -107,11 +147,7 @@ func (s *keyScanner) object(depth int) error {
 			return fmt.Errorf("expected an object key at offset %d", s.pos)
 		}
 		keyStart := s.pos
-		raw, escaped, err := s.str()
-		if err != nil {
-			return err
-		}
-		hash, err := s.hashKey(keyStart, raw, escaped)
+		hash, err := s.key()
 		if err != nil {
 			return err
 		}
@@ -133,7 +169,11 @@ func (s *keyScanner) object(depth int) error {
 		}
 		s.pos++
 		s.skipSpace()
-		if err := s.value(depth + 1); err != nil {
+		if names != nil && names.contains(hash) {
+			if err := s.filter.member(s, depth); err != nil {
+				return err
+			}
+		} else if err := s.value(depth + 1); err != nil {
 			return err
 		}
 		s.skipSpace()
@@ -145,6 +185,7 @@ func (s *keyScanner) object(depth int) error {
 			s.pos++
 		case '}':
 			s.pos++
+			s.keys = s.keys[:base]
 			return nil
 		default:
 			return fmt.Errorf("expected ',' or '}' at offset %d", s.pos)
@@ -180,45 +221,165 @@ func (s *keyScanner) array(depth int) error {
 	}
 }
 
-// str scans a string starting at its opening quote and returns its raw
-// contents and whether they contain escapes or non-ASCII bytes.
-func (s *keyScanner) str() ([]byte, bool, error) {
-	start := s.pos + 1
-	special := false
-	for i := start; i < len(s.data); i++ {
-		switch c := s.data[i]; {
-		case c == '"':
+// literal scans one of the literals true, false and null.
+func (s *keyScanner) literal(word string) error {
+	end := s.pos + len(word)
+	if end > len(s.data) || string(s.data[s.pos:end]) != word {
+		return fmt.Errorf("invalid literal at offset %d: expected %s", s.pos, word)
+	}
+	s.pos = end
+	return nil
+}
+
+// number scans a number as encoding/json accepts it: an optional minus, an
+// integer part without leading zeros, then an optional fraction and an
+// optional exponent.
+func (s *keyScanner) number() error {
+	start := s.pos
+	if s.data[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(s.data) && s.data[s.pos] == '0':
+		s.pos++
+	case s.digits() == 0:
+		return fmt.Errorf("invalid number at offset %d", start)
+	}
+	if s.pos < len(s.data) && s.data[s.pos] == '.' {
+		s.pos++
+		if s.digits() == 0 {
+			return fmt.Errorf("invalid number at offset %d: no digit after the decimal point", start)
+		}
+	}
+	if s.pos < len(s.data) && (s.data[s.pos] == 'e' || s.data[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(s.data) && (s.data[s.pos] == '+' || s.data[s.pos] == '-') {
+			s.pos++
+		}
+		if s.digits() == 0 {
+			return fmt.Errorf("invalid number at offset %d: no digit in the exponent", start)
+		}
+	}
+	return nil
+}
+
+// digits skips decimal digits and returns how many it skipped.
+func (s *keyScanner) digits() int {
+	start := s.pos
+	for s.pos < len(s.data) && '0' <= s.data[s.pos] && s.data[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}
+
+// Classes of bytes inside a JSON string, for stringBytes.
+const (
+	plainByte   = iota
+	quoteByte   // '"' ends the string
+	escapeByte  // '\\' starts an escape sequence
+	controlByte // below 0x20, which JSON strings must escape
+	nonASCIIByte
+)
+
+var stringBytes = func() (classes [256]uint8) {
+	for c := range 0x20 {
+		classes[c] = controlByte
+	}
+	classes['"'] = quoteByte
+	classes['\\'] = escapeByte
+	for c := utf8.RuneSelf; c < 256; c++ {
+		classes[c] = nonASCIIByte
+	}
+	return classes
+}()
+
+// str scans a string starting at its opening quote and reports whether it
+// contains escapes or non-ASCII bytes. Like encoding/json, it accepts
+// invalid UTF-8, which decoding replaces with U+FFFD.
+func (s *keyScanner) str() (special bool, err error) {
+	for i := s.pos + 1; i < len(s.data); i++ {
+		switch stringBytes[s.data[i]] {
+		case quoteByte:
 			s.pos = i + 1
-			return s.data[start:i], special, nil
-		case c == '\\':
+			return special, nil
+		case escapeByte:
 			special = true
-			i++
-		case c >= utf8.RuneSelf:
+			if i, err = s.escape(i); err != nil {
+				return false, err
+			}
+		case controlByte:
+			return false, fmt.Errorf("invalid control character %q in string at offset %d", s.data[i], i)
+		case nonASCIIByte:
 			special = true
 		}
 	}
-	return nil, false, fmt.Errorf("unterminated string at offset %d", s.pos)
+	return false, fmt.Errorf("unterminated string at offset %d", s.pos)
 }
 
-// hashKey returns the FNV-1a hash of the folded key. Plain ASCII keys,
-// the usual case, are hashed without allocating.
-func (s *keyScanner) hashKey(start int, raw []byte, special bool) (uint64, error) {
+// escape checks the escape sequence whose backslash is at data[i] and
+// returns the offset of its last byte.
+func (s *keyScanner) escape(i int) (int, error) {
+	if i+1 >= len(s.data) {
+		return i, fmt.Errorf("unterminated string at offset %d", s.pos)
+	}
+	switch s.data[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 1, nil
+	case 'u':
+		if i+5 >= len(s.data) {
+			return i, fmt.Errorf("unterminated string at offset %d", s.pos)
+		}
+		for _, c := range s.data[i+2 : i+6] {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return i, fmt.Errorf("invalid escape sequence in string at offset %d", i)
+			}
+		}
+		return i + 5, nil
+	}
+	return i, fmt.Errorf("invalid escape sequence in string at offset %d", i)
+}
+
+// key scans an object key and returns the FNV-1a hash of its folded form.
+// Plain ASCII keys, the usual case, are hashed in the same pass and without
+// allocating.
+func (s *keyScanner) key() (uint64, error) {
 	const offset, prime = 14695981039346656037, 1099511628211
+	start := s.pos
 	hash := uint64(offset)
-	if !special {
-		for _, c := range raw {
+	for i := start + 1; i < len(s.data); i++ {
+		c := s.data[i]
+		switch stringBytes[c] {
+		case plainByte:
 			if 'a' <= c && c <= 'z' {
 				c -= 'a' - 'A'
 			}
 			hash = (hash ^ uint64(c)) * prime
+			continue
+		case quoteByte:
+			s.pos = i + 1
+			return hash, nil
 		}
-		return hash, nil
+		// An escape or a non-ASCII byte: scan the whole key, then hash its
+		// decoded and folded form.
+		if _, err := s.str(); err != nil {
+			return 0, err
+		}
+		return s.hashSpecialKey(start)
 	}
-	key, err := decodeKey(s.data[start:s.pos], raw, special)
+	return 0, fmt.Errorf("unterminated string at offset %d", start)
+}
+
+// hashSpecialKey returns the hash that key would return for the key that
+// starts at start and ends at s.pos, which contains escapes or non-ASCII
+// bytes.
+func (s *keyScanner) hashSpecialKey(start int) (uint64, error) {
+	const offset, prime = 14695981039346656037, 1099511628211
+	key, err := decodeKey(s.data[start:s.pos])
 	if err != nil {
 		return 0, err
 	}
 	folded := foldKey(key)
+	hash := uint64(offset)
 	for i := 0; i < len(folded); i++ {
 		hash = (hash ^ uint64(folded[i])) * prime
 	}
@@ -239,12 +400,9 @@ func (s *keyScanner) foldedAt(start, end int) string {
 	return foldKey(key)
 }
 
-// decodeKey returns the key as encoding/json decodes it: escapes resolved
-// and invalid UTF-8 replaced by U+FFFD.
-func decodeKey(quoted, raw []byte, special bool) (string, error) {
-	if !special {
-		return string(raw), nil
-	}
+// decodeKey returns the quoted key as encoding/json decodes it: escapes
+// resolved and invalid UTF-8 replaced by U+FFFD.
+func decodeKey(quoted []byte) (string, error) {
 	var key string
 	if err := json.Unmarshal(quoted, &key); err != nil {
 		return "", fmt.Errorf("invalid object key %s: %v", quoted, err)
