@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"net"
@@ -65,9 +66,6 @@ type serverConn struct {
 	handshaken atomic.Bool
 	hsOnce     sync.Once
 	hsErr      error
-	// readDeadline is the last deadline the HTTP server set, restored after
-	// the handshake has used its own.
-	readDeadline time.Time
 
 	// id is set once by the handshake and read only after it.
 	id identity.Identity
@@ -75,12 +73,27 @@ type serverConn struct {
 	// audit records of every request on the connection.
 	peer string
 
+	// reader and pending belong to the goroutine that serves the
+	// connection: pending is the reader of the last request when its
+	// buffer already holds the start of the next one.
+	reader  connReader
+	pending *bufio.Reader
+
+	// mu guards the fields below it.
+	mu     sync.Mutex
+	state  connState
+	closed bool
+	// cancel ends the context of the request in progress.
+	cancel context.CancelFunc
+
 	closeOnce sync.Once
 }
 
 func (s *Server) newServerConn(raw net.Conn, release func()) *serverConn {
 	c := &serverConn{raw: raw, srv: s, release: release}
 	c.Conn = tls.Server(raw, s.baseTLS)
+	c.reader.conn = c
+	s.track(c)
 	s.metrics.connOpened()
 	return c
 }
@@ -103,35 +116,14 @@ func (c *serverConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// SetReadDeadline records t for the handshake, which runs on the same
-// goroutine as the HTTP server's first SetReadDeadline and Read.
-func (c *serverConn) SetReadDeadline(t time.Time) error {
-	if !c.handshaken.Load() {
-		c.readDeadline = t
-	}
-	return c.Conn.SetReadDeadline(t)
-}
-
-func (c *serverConn) SetDeadline(t time.Time) error {
-	if !c.handshaken.Load() {
-		c.readDeadline = t
-	}
-	return c.Conn.SetDeadline(t)
-}
-
 func (c *serverConn) handshake() error {
 	c.hsOnce.Do(func() {
 		timeout := c.srv.cfg.HeaderTimeout
-		deadline := time.Now().Add(timeout)
-		if !c.readDeadline.IsZero() && c.readDeadline.Before(deadline) {
-			deadline = c.readDeadline
-		}
-		_ = c.raw.SetDeadline(deadline)
+		_ = c.raw.SetDeadline(time.Now().Add(timeout))
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := c.Conn.HandshakeContext(ctx)
 		cancel()
-		_ = c.raw.SetWriteDeadline(time.Time{})
-		_ = c.raw.SetReadDeadline(c.readDeadline)
+		_ = c.raw.SetDeadline(time.Time{})
 		if err != nil {
 			c.hsErr = err
 			c.srv.handshakeFailed(c, err)
@@ -145,6 +137,16 @@ func (c *serverConn) handshake() error {
 	return c.hsErr
 }
 
+// cancelRequest ends the context of the request in progress, if any.
+func (c *serverConn) cancelRequest() {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 // CloseWrite sends a TLS close_notify alert, which the client reads as the
 // end of the stream, and leaves the connection open for reading.
 func (c *serverConn) CloseWrite() error {
@@ -154,6 +156,14 @@ func (c *serverConn) CloseWrite() error {
 func (c *serverConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		cancel := c.cancel
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		c.srv.untrack(c)
 		if c.handshaken.Load() {
 			c.srv.conns.remove(c)
 		}

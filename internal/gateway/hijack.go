@@ -130,8 +130,6 @@ func (s *Server) pipeSession(r *http.Request, ex *exchange, resp *http.Response,
 	defer client.Close()
 	ex.hijacked = true
 	ex.status = resp.StatusCode
-	s.hijacks.Add(1)
-	defer s.hijacks.Add(-1)
 	s.metrics.hijackStarted()
 	defer s.metrics.hijackEnded()
 	_ = client.SetDeadline(time.Time{})

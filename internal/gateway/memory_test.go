@@ -34,10 +34,11 @@ func TestIdleMemory(t *testing.T) {
 	t.Logf("per idle connection: gateway %d KiB, plain TLS server %d KiB, client side included",
 		perConn/1024, basePerConn/1024)
 
-	const margin = 4 << 10
-	if perConn > basePerConn+margin {
-		t.Errorf("gateway memory per idle connection = %d bytes, want at most %d (plain server plus 4 KiB)",
-			perConn, basePerConn+margin)
+	// The gateway keeps no HTTP buffers on an idle connection, which
+	// net/http's server does.
+	if perConn >= basePerConn {
+		t.Errorf("gateway memory per idle connection = %d bytes, want less than the plain server's %d",
+			perConn, basePerConn)
 	}
 }
 

@@ -35,14 +35,9 @@ type exchange struct {
 	hijacked bool
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, ok := r.Context().Value(connKey{}).(*serverConn)
-	if !ok || !conn.handshaken.Load() {
-		// Unreachable through Serve, which only hands the handler
-		// handshaken serverConns.
-		http.Error(w, "dockmoat: connection without a verified client certificate", http.StatusForbidden)
-		return
-	}
+// handle authorizes one request of a handshaken connection, forwards it
+// or denies it, and writes its audit record.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, conn *serverConn) {
 	ex := &exchange{start: time.Now(), id: s.nextRequestID(), conn: conn}
 	if s.logger.Enabled(r.Context(), slog.LevelDebug) {
 		s.logger.Debug("request", "request_id", ex.id, "client", conn.id.Name,

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,14 +24,15 @@ type Server struct {
 	metrics    *Metrics
 	state      atomic.Pointer[tlsState]
 	baseTLS    *tls.Config
-	httpServer *http.Server
 	upstream   *upstream
 	conns      connRegistry
 	failureLog *failureLog
 
-	// hijacks counts open hijacked sessions, which the HTTP server does not
-	// track, so that Shutdown can wait for them.
-	hijacks atomic.Int64
+	// live holds every open client connection, handshaken or not, for
+	// Shutdown.
+	liveMu     sync.Mutex
+	live       map[*serverConn]struct{}
+	inShutdown atomic.Bool
 
 	// requestPrefix and requestSeq make request IDs: a random prefix per
 	// process and a counter.
@@ -91,35 +91,7 @@ func New(cfg Config) (*Server, error) {
 			return s.state.Load().config, nil
 		},
 	}
-	s.httpServer = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: cfg.HeaderTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          log.New(&serverErrorWriter{logger: cfg.Logger}, "", 0),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
-		},
-	}
 	return s, nil
-}
-
-type connKey struct{}
-
-// serverErrorWriter sends net/http's own error lines, such as panics in a
-// handler, to the service log.
-type serverErrorWriter struct{ logger *slog.Logger }
-
-func (w *serverErrorWriter) Write(p []byte) (int, error) {
-	w.logger.Error("HTTP server error", "error", string(trimNewline(p)))
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
-		p = p[:len(p)-1]
-	}
-	return p
 }
 
 // ListenAndServe listens on cfg.Listen and serves until Shutdown.
@@ -132,7 +104,8 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Serve accepts connections on ln until Shutdown and returns
-// http.ErrServerClosed after a shutdown.
+// http.ErrServerClosed after a shutdown. Each connection is served on a
+// goroutine of its own.
 func (s *Server) Serve(ln net.Listener) error {
 	l := newListener(ln, s, s.cfg.MaxConnections)
 	s.mu.Lock()
@@ -147,7 +120,24 @@ func (s *Server) Serve(ln net.Listener) error {
 		"ca_expires", st.caCerts[0].NotAfter.UTC().Format(time.RFC3339),
 		"server_certificate_expires", st.leaf.NotAfter.UTC().Format(time.RFC3339),
 		"revoked_serials", len(st.revoked))
-	return s.httpServer.Serve(l)
+
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.inShutdown.Load() || errors.Is(err, net.ErrClosed) {
+				return http.ErrServerClosed
+			}
+			// Out of file descriptors, or a connection reset before it
+			// was accepted: wait a little and go on, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.logger.Error("accepting a connection failed; retrying", "error", err, "retry_in", delay.String())
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go s.serveConn(c.(*serverConn))
+	}
 }
 
 // Addr returns the listening address, or nil before Serve.
@@ -168,33 +158,70 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer cancel()
 	s.logger.Info("gateway shutting down", "drain_timeout", s.cfg.DrainTimeout.String())
 
-	err := s.httpServer.Shutdown(ctx)
-	s.waitHijacks(ctx)
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	if s.listener != nil {
+		_ = s.listener.Close()
+	}
+	s.mu.Unlock()
 
-	forced := s.conns.matching(func(string) bool { return true })
+	// Connections waiting for a request are closed at once; those with a
+	// request or a hijacked stream in progress get until the deadline.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		open := 0
+		for _, c := range s.liveConns() {
+			if !c.closeIfWaiting() {
+				open++
+			}
+		}
+		if open == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+
+	forced := s.liveConns()
 	for _, c := range forced {
 		_ = c.Close()
 	}
-	_ = s.httpServer.Close()
 	s.upstream.closeIdle()
 	s.logger.Info("gateway stopped", "connections_closed_after_drain", len(forced))
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
-	return err
+	return nil
 }
 
-// waitHijacks returns when no hijacked session is open or ctx ends.
-func (s *Server) waitHijacks(ctx context.Context) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for s.hijacks.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+func (s *Server) track(c *serverConn) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if s.live == nil {
+		s.live = map[*serverConn]struct{}{}
 	}
+	s.live[c] = struct{}{}
+}
+
+func (s *Server) untrack(c *serverConn) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	delete(s.live, c)
+}
+
+func (s *Server) liveConns() []*serverConn {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	out := make([]*serverConn, 0, len(s.live))
+	for c := range s.live {
+		out = append(out, c)
+	}
+	return out
 }
 
 // Reload reads the server certificate, CA and CRL again. On success new

@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawClient is a TLS connection to the gateway on which a test writes
+// requests by hand and reads responses one by one.
+type rawClient struct {
+	t    *testing.T
+	conn *tls.Conn
+	br   *bufio.Reader
+}
+
+func dialRaw(t *testing.T, g *testGateway, cert *issued) *rawClient {
+	t.Helper()
+	conn, err := tls.Dial("tcp", g.addr, g.files.clientTLS(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
+}
+
+func (c *rawClient) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// response reads one response to a request with method and its body.
+func (c *rawClient) response(method string) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		c.t.Fatalf("read response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("read response body: %v", err)
+	}
+	return resp, string(body)
+}
+
+// closed reports whether the gateway closed the connection.
+func (c *rawClient) closed() bool {
+	c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := c.br.ReadByte()
+	return err != nil && !isTimeout(err)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(interface{ Timeout() bool })
+	return ok && ne.Timeout()
+}
+
+func TestPipelinedRequests(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
+	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	// Three requests in one write: the gateway must answer each in order
+	// from what it has already read.
+	c.send(strings.Repeat("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n", 3))
+	for i := 0; i < 3; i++ {
+		resp, body := c.response("GET")
+		if resp.StatusCode != http.StatusOK || body != "OK" {
+			t.Fatalf("response %d: %d %q, want 200 OK", i, resp.StatusCode, body)
+		}
+	}
+	c.send("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+	if resp, _ := c.response("GET"); resp.StatusCode != http.StatusOK {
+		t.Errorf("request after the pipelined ones: status %d", resp.StatusCode)
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
+	admin := files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}})
+
+	tests := []struct {
+		name    string
+		request string
+		status  int
+	}{
+		{"no Host", "GET /_ping HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"bad Host", "GET /_ping HTTP/1.1\r\nHost: a b\r\n\r\n", http.StatusBadRequest},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http.StatusBadRequest},
+		{"HTTP/3", "GET /_ping HTTP/3.0\r\nHost: docker\r\n\r\n", http.StatusHTTPVersionNotSupported},
+		{"header too large", "GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Big: " +
+			strings.Repeat("a", maxHeaderBytes+8<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+		{"unknown transfer encoding", "POST /_ping HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: gzip\r\n\r\n",
+			http.StatusNotImplemented},
+		{"bad Expect", "POST /_ping HTTP/1.1\r\nHost: docker\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx",
+			http.StatusExpectationFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, g, admin)
+			go io.WriteString(c.conn, tt.request)
+			resp, body := c.response("GET")
+			if resp.StatusCode != tt.status {
+				t.Errorf("status = %d (%q), want %d", resp.StatusCode, body, tt.status)
+			}
+			if !c.closed() {
+				t.Error("connection still open after a malformed request")
+			}
+		})
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	files := newTestFiles(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		w.Write(bytes.ToUpper(data))
+	})
+	g := startGateway(t, files, fakeDaemon(t, mux), nil)
+
+	t.Run("allowed", func(t *testing.T) {
+		c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+		c.send("POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		line, err := c.br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+			t.Fatalf("first line = %q, %v; want 100 Continue before the body is sent", line, err)
+		}
+		if blank, _ := c.br.ReadString('\n'); blank != "\r\n" {
+			t.Fatalf("100 Continue followed by %q, want an empty line", blank)
+		}
+		c.send("hello")
+		resp, body := c.response("POST")
+		if resp.StatusCode != http.StatusOK || body != "HELLO" {
+			t.Errorf("response = %d %q, want 200 HELLO", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("denied", func(t *testing.T) {
+		c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "bob", groups: []string{"dev"}}))
+		c.send("POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		resp, _ := c.response("POST")
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status = %d, want 403 without a 100 Continue", resp.StatusCode)
+		}
+		if !resp.Close {
+			t.Error("denied request with an unsent body kept the connection open")
+		}
+	})
+}
+
+func TestDeniedBodyIsDrained(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
+	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "bob", groups: []string{"dev"}}))
+
+	// The handler answers without reading the short body; the gateway
+	// drops it and reads the next request after it.
+	c.send("POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 13\r\n\r\n{\"Image\":\"x\"}")
+	c.send("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+	for i := 0; i < 2; i++ {
+		resp, _ := c.response("GET")
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("response %d: status %d, want 403", i, resp.StatusCode)
+		}
+		if resp.Close {
+			t.Fatalf("response %d closed the connection", i)
+		}
+	}
+}
+
+func TestHTTP10ClosesAfterResponse(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
+	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	c.send("GET /_ping HTTP/1.0\r\n\r\n")
+	resp, body := c.response("GET")
+	if resp.StatusCode != http.StatusOK || body != "OK" {
+		t.Fatalf("response = %d %q, want 200 OK", resp.StatusCode, body)
+	}
+	if !resp.Close || !c.closed() {
+		t.Error("HTTP/1.0 connection not closed after the response")
+	}
+}
+
+func TestIdleTimeoutClosesConnection(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	c.send("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+	if resp, _ := c.response("GET"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	if !c.closed() {
+		t.Error("idle connection still open 2s after a 300ms idle timeout")
+	}
+}
+
+func TestClientGoneCancelsStream(t *testing.T) {
+	files := newTestFiles(t)
+	ended := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(ended)
+	})
+	g := startGateway(t, files, fakeDaemon(t, mux), nil)
+	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	c.send("GET /events HTTP/1.1\r\nHost: docker\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v, %v", resp, err)
+	}
+	// The stream carries nothing, so only a read of the client connection
+	// can notice that the client has gone.
+	c.conn.Close()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon request still open 5s after the client closed its connection")
+	}
+}
