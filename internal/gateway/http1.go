@@ -16,12 +16,12 @@ import (
 )
 
 // The gateway serves HTTP/1.1 on its own loop rather than through
-// net/http.Server. Between requests a connection holds only its TLS state
-// and its goroutine; the read and write buffers come from pools for the
-// length of one request. The client is watched for going away only while a
-// streamed response is open, instead of by a read started for every request.
-// Requests are parsed by http.ReadRequest, the parser of net/http's server,
-// with the same extra checks that server makes.
+// net/http.Server, so that an idle connection keeps only its TLS state and
+// its goroutine. The read and write buffers come from pools for the length
+// of one request. A read that detects a departed client runs only while a
+// streamed response is open, not during every request. Requests are parsed
+// by http.ReadRequest, the parser of net/http's server, with the same extra
+// checks that server makes.
 
 // maxHeaderBytes bounds the request line and header of one request.
 const maxHeaderBytes = 1 << 20
@@ -36,7 +36,7 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-// connState is where a client connection is between accept and close.
+// connState is the stage of a client connection between accept and close.
 type connState uint8
 
 const (
@@ -214,8 +214,9 @@ func (s *Server) serveRequest(c *serverConn) bool {
 
 // checkRequest makes the checks that net/http's server makes after parsing
 // a request. http.ReadRequest has already moved the Host header field into
-// req.Host and removed it, so a repeated Host field goes unnoticed; the
-// gateway never routes by host, and the daemon gets req.Host only.
+// req.Host and removed it, so a repeated Host field goes unnoticed. That is
+// harmless because the gateway never routes by host and the daemon gets
+// req.Host only.
 func checkRequest(req *http.Request) error {
 	if req.ProtoMajor == 2 && req.Method == "PRI" {
 		return statusError{http.StatusBadRequest, "HTTP/2 is not served here; use HTTP/1.1"}
@@ -252,7 +253,7 @@ func expectsContinue(req *http.Request) bool {
 		strings.EqualFold(req.Header.Get("Expect"), "100-continue")
 }
 
-// statusError is a request the gateway refuses before the handler sees it.
+// statusError is the status and reason of a request rejected before the handler runs.
 type statusError struct {
 	code int
 	text string
@@ -260,8 +261,9 @@ type statusError struct {
 
 func (e statusError) Error() string { return e.text }
 
-// rejectRequest answers a request that could not be read or is malformed,
-// as net/http's server would, and leaves the connection to be closed.
+// rejectRequest writes the error response to a request that could not be
+// read or is malformed, as net/http's server does. The caller then closes
+// the connection.
 func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 	code, text := http.StatusBadRequest, ""
 	var se statusError
@@ -272,7 +274,8 @@ func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 	case errors.As(err, &se):
 		code, text = se.code, se.text
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.As(err, &ne):
-		// The client went away or was too slow; nobody is left to answer.
+		// The client closed the connection or timed out, so no response
+		// can reach it.
 		return
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
 		code, text = http.StatusNotImplemented, "unsupported transfer encoding"
@@ -309,14 +312,14 @@ func (c *serverConn) endRequest() {
 	c.mu.Unlock()
 }
 
-// connReader is what a request's bufio.Reader reads from: the byte read
-// while waiting for a request, then the TLS connection, up to a limit while
-// a request header is read.
+// connReader is the source of a request's bufio.Reader: the byte read while
+// waiting for a request, then the TLS connection, up to a limit while a
+// request header is read.
 type connReader struct {
 	conn     *serverConn
 	ahead    byte
 	hasAhead bool
-	// remain is what may still be read while limited is set.
+	// remain is the number of bytes left to read while limited is set.
 	remain   int64
 	limited  bool
 	hitLimit bool

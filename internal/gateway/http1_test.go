@@ -68,8 +68,8 @@ func TestPipelinedRequests(t *testing.T) {
 	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
 	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
 
-	// Three requests in one write: the gateway must answer each in order
-	// from what it has already read.
+	// Three requests arrive in one write, and the gateway must respond to
+	// each in order from the bytes it has already read.
 	c.send(strings.Repeat("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n", 3))
 	for i := 0; i < 3; i++ {
 		resp, body := c.response("GET")
@@ -163,7 +163,7 @@ func TestDeniedBodyIsDrained(t *testing.T) {
 	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
 	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "bob", groups: []string{"dev"}}))
 
-	// The handler answers without reading the short body; the gateway
+	// The handler responds without reading the short body, so the gateway
 	// drops it and reads the next request after it.
 	c.send("POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 13\r\n\r\n{\"Image\":\"x\"}")
 	c.send("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")

@@ -178,9 +178,9 @@ func (w *responseWriter) writeContinue() {
 // when the handler has returned, so the unframed bytes are the whole body.
 func (w *responseWriter) commit(final bool) {
 	if w.body != nil && !w.fullDuplex && !w.body.done() {
-		// Answering before the body was read: drop a short rest of it so
-		// that the connection can carry the next request, as net/http's
-		// server does, and close the connection after a long one.
+		// The response starts before the body was read. A short rest of
+		// the body is dropped so that the connection can carry the next
+		// request, as net/http's server does, and a long one closes it.
 		_ = w.conn.Conn.SetReadDeadline(time.Now().Add(w.conn.srv.cfg.HeaderTimeout))
 		if !w.body.discard(maxDiscardedBody) {
 			w.closeAfter = true
@@ -305,8 +305,8 @@ func (w *responseWriter) finish() {
 		w.bw.WriteString("0\r\n\r\n")
 	}
 	if w.contentLength >= 0 && w.written < w.contentLength && !w.noBody {
-		// The client waits for bytes that will not come; closing the
-		// connection tells it the body was cut short.
+		// The client expects more bytes than were sent, so closing the
+		// connection shows it that the body was cut short.
 		w.closeAfter = true
 	}
 	if w.err == nil {
