@@ -53,40 +53,51 @@ const (
 // aLongTimeAgo is a deadline in the past, which makes a blocked read return.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// serveConn runs one client connection until it closes: the handshake, then
-// one request after another.
+// serveConn runs the TLS handshake of a new client connection and, when it
+// succeeds, serves the connection's requests.
 func (s *Server) serveConn(c *serverConn) {
+	if err := c.handshake(); err != nil {
+		c.Close()
+		return
+	}
+	// The first request must start within the header timeout after the
+	// handshake.
+	go s.serveRequest(c, s.cfg.HeaderTimeout)
+}
+
+// serveRequest waits up to wait for a request on c and serves it. If the
+// connection stays open, a new goroutine waits for the next request.
+//
+// A fresh goroutine for each wait keeps idle connections small. The
+// handshake and the request path grow a goroutine's stack to 8 KiB or
+// more, and the runtime shrinks a stack only by half at each garbage
+// collection, while a new goroutine's stack starts at 2 KiB and the wait
+// needs little more.
+func (s *Server) serveRequest(c *serverConn, wait time.Duration) {
+	next := false
 	defer func() {
 		if v := recover(); v != nil {
 			stack := make([]byte, 16<<10)
 			stack = stack[:runtime.Stack(stack, false)]
 			s.logger.Error("panic while serving a request",
 				"peer", c.raw.RemoteAddr().String(), "panic", fmt.Sprint(v), "stack", string(stack))
+			next = false
 		}
-		c.Close()
+		if !next {
+			c.Close()
+		}
 	}()
-	if err := c.handshake(); err != nil {
+	if c.buffered() == 0 && !c.waitForRequest(wait) {
 		return
 	}
-	// The first request must arrive within the header timeout of the
-	// connection's start, later ones within the idle timeout of the end of
-	// the previous response.
-	wait := s.cfg.HeaderTimeout
-	for {
-		if c.buffered() == 0 {
-			if !c.waitForRequest(wait) {
-				return
-			}
-		}
-		if !c.setState(stateActive) {
-			return
-		}
-		keep := s.serveRequest(c)
-		if !keep || s.inShutdown.Load() || !c.setState(stateIdle) {
-			return
-		}
-		wait = s.cfg.IdleTimeout
+	if !c.setState(stateActive) {
+		return
 	}
+	if !s.serveOne(c) || s.inShutdown.Load() || !c.setState(stateIdle) {
+		return
+	}
+	next = true
+	go s.serveRequest(c, s.cfg.IdleTimeout)
 }
 
 // waitForRequest blocks until the client sends the first byte of a request,
@@ -128,9 +139,9 @@ func (c *serverConn) closeIfWaiting() bool {
 	return true
 }
 
-// serveRequest reads one request, runs it and writes its response. It
-// reports whether the connection may carry another request.
-func (s *Server) serveRequest(c *serverConn) bool {
+// serveOne reads one request, runs it and writes its response. It reports
+// whether the connection may carry another request.
+func (s *Server) serveOne(c *serverConn) bool {
 	br := c.pending
 	c.pending = nil
 	if br == nil {
@@ -186,7 +197,7 @@ func (s *Server) serveRequest(c *serverConn) bool {
 	}
 	if expect := req.Header.Get("Expect"); expect != "" {
 		req.Header.Del("Expect")
-		if !strings.EqualFold(expect, "100-continue") || body == nil && req.ContentLength != 0 {
+		if !strings.EqualFold(expect, "100-continue") {
 			writeJSONError(w, http.StatusExpectationFailed, "dockmoat: unsupported Expect header "+quote(expect))
 			w.closeAfter = true
 			w.finish()

@@ -177,7 +177,10 @@ func (w *responseWriter) writeContinue() {
 // commit chooses the framing of the body and writes the head. final is set
 // when the handler has returned, so the unframed bytes are the whole body.
 func (w *responseWriter) commit(final bool) {
-	if w.body != nil && !w.fullDuplex && !w.body.done() {
+	if w.req.Close || !w.req.ProtoAtLeast(1, 1) || w.conn.srv.inShutdown.Load() {
+		w.closeAfter = true
+	}
+	if w.body != nil && !w.fullDuplex && !w.closeAfter && !w.body.done() {
 		// The response starts before the body was read. A short rest of
 		// the body is dropped so that the connection can carry the next
 		// request, as net/http's server does, and a long one closes it.
@@ -186,9 +189,6 @@ func (w *responseWriter) commit(final bool) {
 			w.closeAfter = true
 		}
 		_ = w.conn.Conn.SetReadDeadline(time.Time{})
-	}
-	if w.req.Close || !w.req.ProtoAtLeast(1, 1) || w.conn.srv.inShutdown.Load() {
-		w.closeAfter = true
 	}
 	if !w.noBody && w.contentLength < 0 {
 		switch {
