@@ -83,7 +83,8 @@ type serverConn struct {
 	mu     sync.Mutex
 	state  connState
 	closed bool
-	// cancel ends the context of the request in progress.
+	// ctx is the context of the connection's requests, and cancel ends it.
+	ctx    context.Context
 	cancel context.CancelFunc
 
 	closeOnce sync.Once
@@ -135,16 +136,6 @@ func (c *serverConn) handshake() error {
 		c.srv.conns.add(c)
 	})
 	return c.hsErr
-}
-
-// cancelRequest ends the context of the request in progress, if any.
-func (c *serverConn) cancelRequest() {
-	c.mu.Lock()
-	cancel := c.cancel
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
 }
 
 // CloseWrite sends a TLS close_notify alert, which the client reads as the

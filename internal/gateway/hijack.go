@@ -62,8 +62,9 @@ func (s *Server) serveHijack(w http.ResponseWriter, r *http.Request, ex *exchang
 	// Until the stream starts, a client that goes away cancels the request.
 	stop := context.AfterFunc(r.Context(), func() { up.Close() })
 
+	upgrade := r.Header["Upgrade"]
 	out := s.outgoingRequest(r, ex)
-	if upgrade := r.Header["Upgrade"]; len(upgrade) > 0 {
+	if len(upgrade) > 0 {
 		out.Header["Upgrade"] = upgrade
 		out.Header["Connection"] = []string{"Upgrade"}
 	}

@@ -176,12 +176,10 @@ func (s *Server) serveOne(c *serverConn) bool {
 		return false
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if !c.startRequest(cancel) {
+	ctx := c.context()
+	if ctx == nil {
 		return false
 	}
-	defer c.endRequest()
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.peer
 
@@ -305,22 +303,20 @@ func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 	_ = bw.Flush()
 }
 
-// startRequest records cancel as the request's, for Close to call, and
-// reports whether the connection is still open.
-func (c *serverConn) startRequest(cancel context.CancelFunc) bool {
+// context returns the context of the connection's requests, which Close
+// cancels, or nil once the connection is closed. One context serves all the
+// requests of a connection because a request's context needs to end only
+// when the connection does.
+func (c *serverConn) context() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return false
+		return nil
 	}
-	c.cancel = cancel
-	return true
-}
-
-func (c *serverConn) endRequest() {
-	c.mu.Lock()
-	c.cancel = nil
-	c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+	}
+	return c.ctx
 }
 
 // connReader is the source of a request's bufio.Reader: the byte read while

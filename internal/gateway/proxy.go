@@ -124,8 +124,8 @@ func relay(w http.ResponseWriter, resp *http.Response) (int64, error) {
 	return copyResponse(w, resp.Body, streaming)
 }
 
-// outgoingRequest builds the request that forwards r to the daemon. It
-// carries no context: the caller passes r's context to roundTrip, or closes
+// outgoingRequest builds the request that forwards r to the daemon, with
+// r's header less its hop-by-hop fields. It carries no context: the caller passes r's context to roundTrip, or closes
 // the daemon connection itself when r's context ends.
 func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
 	out := &http.Request{
@@ -140,11 +140,11 @@ func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        make(http.Header, len(r.Header)),
+		Header:        r.Header,
 		ContentLength: r.ContentLength,
 		Host:          r.Host,
 	}
-	copyRequestHeader(out.Header, r.Header)
+	removeHopHeaders(r.Header)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		out.Body = &countingReader{r: r.Body, n: &ex.bytesIn}
 	}
@@ -234,9 +234,19 @@ func isHopHeader(name string, connection []string) bool {
 	return false
 }
 
-// copyRequestHeader copies src to dst without hop-by-hop headers. The value
-// slices are shared, which is safe because neither side changes them.
-func copyRequestHeader(dst, src http.Header) {
+// removeHopHeaders deletes the hop-by-hop fields from h.
+func removeHopHeaders(h http.Header) {
+	connection := h["Connection"]
+	for k := range h {
+		if isHopHeader(k, connection) {
+			delete(h, k)
+		}
+	}
+}
+
+// copyHeader copies src to dst without hop-by-hop headers. The value slices
+// are shared, which is safe because neither side changes them.
+func copyHeader(dst, src http.Header) {
 	connection := src["Connection"]
 	for k, v := range src {
 		if isHopHeader(k, connection) {
@@ -244,10 +254,6 @@ func copyRequestHeader(dst, src http.Header) {
 		}
 		dst[k] = v
 	}
-}
-
-func copyHeader(dst, src http.Header) {
-	copyRequestHeader(dst, src)
 }
 
 // copyResponse copies body to w. A body of unknown length, such as the

@@ -340,7 +340,9 @@ func (w *responseWriter) watchClient() {
 			// stopWatch ended the read.
 			return
 		}
-		c.cancelRequest()
+		// The client has gone, so the connection closes, which ends the
+		// request's context and with it the request to the daemon.
+		c.Close()
 	}()
 }
 
