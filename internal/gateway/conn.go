@@ -119,11 +119,10 @@ func (c *serverConn) Write(p []byte) (int, error) {
 
 func (c *serverConn) handshake() error {
 	c.hsOnce.Do(func() {
-		timeout := c.srv.cfg.HeaderTimeout
-		_ = c.raw.SetDeadline(time.Now().Add(timeout))
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := c.Conn.HandshakeContext(ctx)
-		cancel()
+		// The deadline bounds the handshake. A context would do the same
+		// at the cost of a goroutine that watches it.
+		_ = c.raw.SetDeadline(time.Now().Add(c.srv.cfg.HeaderTimeout))
+		err := c.Conn.Handshake()
 		_ = c.raw.SetDeadline(time.Time{})
 		if err != nil {
 			c.hsErr = err
