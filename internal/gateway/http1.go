@@ -56,13 +56,30 @@ var aLongTimeAgo = time.Unix(1, 0)
 // serveConn runs the TLS handshake of a new client connection and, when it
 // succeeds, serves the connection's requests.
 func (s *Server) serveConn(c *serverConn) {
-	if err := c.handshake(); err != nil {
+	if err := c.handshake(); err != nil || s.revokedDuringHandshake(c) {
 		c.Close()
 		return
 	}
 	// The first request must start within the header timeout after the
 	// handshake.
 	go s.serveRequest(c, s.cfg.HeaderTimeout)
+}
+
+// revokedDuringHandshake reports whether the CRL in force now revokes the
+// client's certificate. The handshake checked the CRL that was in force at
+// the ClientHello. A reload during the rest of the handshake can revoke the
+// certificate before the handshake registers the connection, and then the
+// reload's closeRevoked does not find it. Reload stores the new state before
+// it scans the registry, and the handshake registers the connection before
+// this check runs, so the scan or this check finds the revocation.
+func (s *Server) revokedDuringHandshake(c *serverConn) bool {
+	leaf := c.Conn.ConnectionState().PeerCertificates[0]
+	if !s.state.Load().isRevoked(leaf) {
+		return false
+	}
+	s.logger.Warn("closing connection of revoked certificate",
+		"client", c.id.Name, "serial", c.id.Serial, "peer", c.peer)
+	return true
 }
 
 // serveRequest waits up to wait for a request on c and serves it. If the
@@ -239,7 +256,33 @@ func checkRequest(req *http.Request) error {
 	if !validHostHeader(req.Host) {
 		return statusError{http.StatusBadRequest, "malformed Host header"}
 	}
+	// http.ReadRequest accepts spaces in field names, as in
+	// "Transfer-Encoding : chunked", which the gateway would then forward.
+	// It already rejects control bytes in field values.
+	for name := range req.Header {
+		if !validHeaderName(name) {
+			return statusError{http.StatusBadRequest, "invalid header name " + quote(name)}
+		}
+	}
 	return nil
+}
+
+// validHeaderName reports whether name is a token, the form that RFC 9110
+// section 5.1 gives field names.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validHostHeader reports whether h holds only the bytes that a host, an
@@ -277,14 +320,17 @@ func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 	code, text := http.StatusBadRequest, ""
 	var se statusError
 	var ne net.Error
+	var op *net.OpError
 	switch {
 	case c.reader.hitLimit:
 		code = http.StatusRequestHeaderFieldsTooLarge
 	case errors.As(err, &se):
 		code, text = se.code, se.text
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.As(err, &ne):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+		errors.As(err, &ne) && ne.Timeout(), errors.As(err, &op) && op.Op == "read":
 		// The client closed the connection or timed out, so no response
-		// can reach it.
+		// can reach it. The *url.Error of a malformed request target is a
+		// net.Error too, but it gets the 400.
 		return
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
 		code, text = http.StatusNotImplemented, "unsupported transfer encoding"

@@ -103,6 +103,9 @@ func TestMalformedRequests(t *testing.T) {
 			http.StatusNotImplemented},
 		{"bad Expect", "POST /_ping HTTP/1.1\r\nHost: docker\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx",
 			http.StatusExpectationFailed},
+		{"control byte in target", "GET /_ping\x00 HTTP/1.1\r\nHost: docker\r\n\r\n", http.StatusBadRequest},
+		{"space in header name", "GET /_ping HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding : chunked\r\n\r\n",
+			http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,5 +235,49 @@ func TestClientGoneCancelsStream(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("daemon request still open 5s after the client closed its connection")
+	}
+}
+
+func TestRevokedDuringHandshake(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
+	bob := files.ca.issue(t, leafOptions{name: "bob", groups: []string{"admin"}})
+
+	// The client holds its certificate back until a reload has revoked
+	// it. The gateway chose the CRL for this handshake at the ClientHello,
+	// before the reload.
+	requested := make(chan struct{})
+	release := make(chan struct{})
+	config := files.clientTLS(nil)
+	config.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		close(requested)
+		<-release
+		return &bob.pair, nil
+	}
+	type dialResult struct {
+		conn *tls.Conn
+		err  error
+	}
+	dialed := make(chan dialResult, 1)
+	go func() {
+		conn, err := tls.Dial("tcp", g.addr, config)
+		dialed <- dialResult{conn, err}
+	}()
+	<-requested
+	writeFile(t, files.crlFile, files.ca.crlPEM(t, bob.cert))
+	if err := g.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+
+	d := <-dialed
+	if d.err != nil {
+		return
+	}
+	defer d.conn.Close()
+	d.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(d.conn, "GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(d.conn), nil); err == nil {
+		t.Errorf("revoked client got %q, want the connection closed", resp.Status)
 	}
 }
