@@ -267,7 +267,9 @@ func ratioVerdict(what, want string, got, base float64, unit string, ok func(flo
 	ratio := got / base
 	v.measured = true
 	v.met = ok(ratio)
-	v.got = fmt.Sprintf("%.2f (%.0f vs %.0f %s)", ratio, got, base, unit)
+	// Three decimals, so that a ratio just under a target such as 0.95
+	// does not print as the target itself.
+	v.got = fmt.Sprintf("%.3f (%.0f vs %.0f %s)", ratio, got, base, unit)
 	return v
 }
 
