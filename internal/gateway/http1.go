@@ -225,17 +225,37 @@ func (s *Server) serveOne(c *serverConn) bool {
 		return false
 	}
 	w.finish()
+	if body != nil && !body.done() {
+		if w.err == nil {
+			c.closeWriteAndWait()
+		}
+		return false
+	}
 	if w.closeAfter || w.err != nil {
 		return false
 	}
 	if body != nil {
-		if !body.done() {
-			return false
-		}
 		body.finish()
 	}
 	reusable = true
 	return true
+}
+
+// rstAvoidanceDelay is how long a connection stays open after its last
+// response when the client may still be sending the request. Closing a
+// socket with unread input makes the kernel send a TCP reset, which can
+// destroy the response before the client has read it. net/http's server
+// waits 500 ms for the same reason.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait sends a close_notify alert after the response and waits
+// rstAvoidanceDelay, so that a client still uploading a body, such as a build
+// context that was denied, reads the response instead of a connection
+// reset. The caller then closes the connection.
+func (c *serverConn) closeWriteAndWait() {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.Conn.CloseWrite()
+	time.Sleep(rstAvoidanceDelay)
 }
 
 // checkRequest makes the checks that net/http's server makes after parsing
@@ -346,7 +366,10 @@ func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 	bw.WriteString(http.StatusText(code))
 	bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
 	bw.WriteString(line)
-	_ = bw.Flush()
+	if bw.Flush() == nil && c.reader.hitLimit {
+		// The client may still be sending the header.
+		c.closeWriteAndWait()
+	}
 }
 
 // context returns the context of the connection's requests, which Close

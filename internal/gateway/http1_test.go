@@ -281,3 +281,24 @@ func TestRevokedDuringHandshake(t *testing.T) {
 		t.Errorf("revoked client got %q, want the connection closed", resp.Status)
 	}
 }
+
+func TestDeniedUploadGetsResponse(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), nil)
+	client := g.client(files.ca.issue(t, leafOptions{name: "bob", groups: []string{"dev"}}))
+
+	// The body is far past what the gateway drains, so it closes the
+	// connection while the client is still sending. The client must read
+	// the 403 rather than a connection reset.
+	body := bytes.Repeat([]byte("x"), 16<<20)
+	for i := 0; i < 5; i++ {
+		resp, err := client.Post(g.url("/build"), "application/x-tar", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("upload %d: %v, want a 403 response", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("upload %d: status %d, want 403", i, resp.StatusCode)
+		}
+	}
+}

@@ -302,7 +302,14 @@ func (w *responseWriter) finish() {
 		w.commit(true)
 	}
 	if w.chunked && w.err == nil {
-		w.bw.WriteString("0\r\n\r\n")
+		if w.req.Context().Err() != nil {
+			// The connection is closing, for a shutdown, a revocation or
+			// a departed client, and has cut the stream. The last chunk
+			// would tell the client that the body was complete.
+			w.closeAfter = true
+		} else {
+			w.bw.WriteString("0\r\n\r\n")
+		}
 	}
 	if w.contentLength >= 0 && w.written < w.contentLength && !w.noBody {
 		// The client expects more bytes than were sent, so closing the
