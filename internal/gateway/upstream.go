@@ -11,11 +11,11 @@ import (
 // ordinary requests, and fresh connections for attach and exec, which the
 // daemon takes over and never returns to HTTP.
 //
-// NOTE: keep-alive GET /_ping through the gateway reached about 0.35 to 0.45
+// NOTE: keep-alive GET /_ping through the gateway reached about 0.42 to 0.44
 // of the rate of dockerd's own TLS listener at 8 concurrent clients on a
-// 2-core machine, with client, gateway and dockerd on the same cores
-// (bench/run, bench/RESULTS.md). Most of the remaining cost is in net/http's
-// server and TLS, not in this file.
+// 2-core machine, with client, gateway and dockerd on the same cores, where a
+// bare TLS byte pipe reached about 0.6 (bench/run, bench/RESULTS.md). Most
+// of the remaining cost is system calls, TLS and HTTP parsing.
 type upstream struct {
 	socket    string
 	url       string
