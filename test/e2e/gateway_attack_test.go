@@ -73,6 +73,7 @@ func TestGatewayAttack(t *testing.T) {
 
 	s.image = "attack-busybox"
 	dockertest.BusyboxImage(t, s.direct, s.image)
+	t.Run("privileged create smuggling", s.testPrivilegedSmuggling)
 	t.Run("hijacks leave no descriptors", s.testHijackLeak)
 	t.Run("idle connections memory", s.testIdleConnectionsMemory)
 	t.Run("unread response memory", s.testUnreadResponseMemory)
@@ -454,6 +455,86 @@ func (s *attackSuite) testSmuggling(t *testing.T) {
 			if strings.Contains(r.Stdout, volume) {
 				s.direct.Run(nil, "volume", "rm", volume)
 				t.Errorf("a request hidden in the body created volume %s; the gateway replied %q", volume, reply)
+			}
+		})
+	}
+}
+
+// testPrivilegedSmuggling hides a privileged container create, which the
+// ci preset denies, behind requests that the gateway and dockerd could
+// frame differently: in a body, after a body, after a drained or denied
+// body and after Expect: 100-continue. The hidden request names an image
+// that exists, so if it reached dockerd without its own policy decision,
+// dockerd would create the container.
+func (s *attackSuite) testPrivilegedSmuggling(t *testing.T) {
+	ci := issueClient(t, s.gw.StateDir, "attack-ci-smuggler", "ci")
+	privileged := `{"Image":"` + s.image + `","HostConfig":{"Privileged":true}}`
+	benign := `{"Image":"` + s.image + `"}`
+	hiddenCreate := func(name string) string {
+		return "POST /containers/create?name=" + name + " HTTP/1.1\r\nHost: docker\r\n" +
+			"Content-Type: application/json\r\nConnection: close\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(privileged)) + privileged
+	}
+	chunk := func(data string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(data), data) }
+	createHead := func(name string) string {
+		return "POST /containers/create?name=" + name + " HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+	}
+
+	for i, tc := range []struct {
+		name    string
+		request func(benignName, hidden string) string
+	}{
+		{"CL and TE", func(b, hidden string) string {
+			body := chunk(benign) + "0\r\n\r\n" + hidden
+			return createHead(b) + fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(body)) + body
+		}},
+		{"chunk extension", func(b, hidden string) string {
+			return createHead(b) + "Transfer-Encoding: chunked\r\n\r\n" +
+				fmt.Sprintf("%x;ext=\"1\"\r\n%s\r\n", len(benign), benign) + "0;last\r\n\r\n" + hidden
+		}},
+		{"obs-fold TE", func(b, hidden string) string {
+			body := chunk(benign) + "0\r\n\r\n" + hidden
+			return createHead(b) + fmt.Sprintf("Content-Length: %d\r\nX-Fold: a\r\n Transfer-Encoding: chunked\r\n\r\n", len(body)) + body
+		}},
+		{"HTTP/1.0 TE", func(b, hidden string) string {
+			body := chunk(benign) + "0\r\n\r\n" + hidden
+			return strings.Replace(createHead(b), "HTTP/1.1", "HTTP/1.0", 1) +
+				fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(body)) + body
+		}},
+		{"body past Content-Length", func(b, hidden string) string {
+			return createHead(b) + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(benign)) + benign + hidden
+		}},
+		{"after denied create", func(b, hidden string) string {
+			return createHead(b) + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(privileged)) + privileged + hidden
+		}},
+		{"in drained body", func(_, hidden string) string {
+			return fmt.Sprintf("POST /dockmoat-unknown HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n", len(hidden)) +
+				hidden + "GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+		}},
+		{"denied 100-continue", func(b, hidden string) string {
+			return createHead(b) + fmt.Sprintf("Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(privileged)) +
+				privileged + hidden
+		}},
+		{"allowed 100-continue", func(b, hidden string) string {
+			return createHead(b) + fmt.Sprintf("Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(benign)) +
+				benign + hidden
+		}},
+		{"upgrade on create", func(b, hidden string) string {
+			return createHead(b) + "Connection: Upgrade\r\nUpgrade: tcp\r\n" +
+				fmt.Sprintf("Content-Length: %d\r\n\r\n", len(privileged)) + privileged + hidden
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			suffix := fmt.Sprintf("%d-%d", i, time.Now().UnixNano())
+			benignName, hiddenName := "attack-benign-"+suffix, "attack-privileged-"+suffix
+			t.Cleanup(func() { s.direct.Run(nil, "rm", "-f", benignName, hiddenName) })
+
+			reply := s.rawExchangeAs(t, ci, tc.request(benignName, hiddenCreate(hiddenName)))
+			t.Logf("responses: %q", statusLines(reply))
+			r := s.direct.Run(nil, "container", "inspect", "--format", "{{.HostConfig.Privileged}}", hiddenName)
+			if r.Err == nil {
+				t.Errorf("a privileged create hidden in the request stream created %s (Privileged=%s); the gateway replied %q",
+					hiddenName, strings.TrimSpace(r.Stdout), statusLines(reply))
 			}
 		})
 	}
