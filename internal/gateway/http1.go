@@ -94,10 +94,14 @@ func (s *Server) serveRequest(c *serverConn, wait time.Duration) {
 	next := false
 	defer func() {
 		if v := recover(); v != nil {
-			stack := make([]byte, 16<<10)
-			stack = stack[:runtime.Stack(stack, false)]
-			s.logger.Error("panic while serving a request",
-				"peer", c.raw.RemoteAddr().String(), "panic", fmt.Sprint(v), "stack", string(stack))
+			// A handler panics with http.ErrAbortHandler to cut its
+			// response short, and net/http's server logs no stack for it.
+			if v != http.ErrAbortHandler {
+				stack := make([]byte, 16<<10)
+				stack = stack[:runtime.Stack(stack, false)]
+				s.logger.Error("panic while serving a request",
+					"peer", c.raw.RemoteAddr().String(), "panic", fmt.Sprint(v), "stack", string(stack))
+			}
 			next = false
 		}
 		if !next {
@@ -226,7 +230,8 @@ func (s *Server) serveOne(c *serverConn) bool {
 	}
 	w.finish()
 	if body != nil && !body.done() {
-		if w.err == nil {
+		// An error or a closed connection leaves no response to protect.
+		if w.err == nil && ctx.Err() == nil {
 			c.closeWriteAndWait()
 		}
 		return false

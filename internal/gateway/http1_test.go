@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockmoat/dockmoat/internal/identity"
 )
 
 // rawClient is a TLS connection to the gateway on which a test writes
@@ -300,5 +302,27 @@ func TestDeniedUploadGetsResponse(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("upload %d: status %d, want 403", i, resp.StatusCode)
 		}
+	}
+}
+
+// abortingAuthorizer panics with http.ErrAbortHandler, the way a handler
+// cuts a response short.
+type abortingAuthorizer struct{}
+
+func (abortingAuthorizer) Authorize(identity.Identity, *http.Request) Decision {
+	panic(http.ErrAbortHandler)
+}
+
+func TestAbortHandlerClosesQuietly(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, pingHandler()), func(c *Config) { c.Authorizer = abortingAuthorizer{} })
+	c := dialRaw(t, g, files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	c.send("GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+	if !c.closed() {
+		t.Error("connection still open after the handler aborted")
+	}
+	if strings.Contains(g.logs.String(), "panic while serving a request") {
+		t.Error("the gateway logged http.ErrAbortHandler as a panic")
 	}
 }
