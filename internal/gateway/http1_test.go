@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,4 +327,103 @@ func TestAbortHandlerClosesQuietly(t *testing.T) {
 	if strings.Contains(g.logs.String(), "panic while serving a request") {
 		t.Error("the gateway logged http.ErrAbortHandler as a panic")
 	}
+}
+
+// echoPathHandler responds with the request's method, path and body length,
+// streaming the response in three flushed parts for paths under /stream/.
+func echoPathHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply := fmt.Sprintf("%s %s %d", r.Method, r.URL.Path, len(body))
+		if !strings.HasPrefix(r.URL.Path, "/stream/") {
+			io.WriteString(w, reply)
+			return
+		}
+		for _, part := range []string{reply[:2], reply[2:4], reply[4:]} {
+			io.WriteString(w, part)
+			w.(http.Flusher).Flush()
+		}
+	})
+}
+
+func TestConcurrentPipelinedResponsesMatch(t *testing.T) {
+	files := newTestFiles(t)
+	g := startGateway(t, files, fakeDaemon(t, echoPathHandler()), nil)
+	admin := files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}})
+
+	// Each request carries its own ID in the path. A response that reached
+	// the wrong request, on this connection or another, names another ID.
+	type pipelined struct{ request, method, want string }
+	forms := []func(id string) pipelined{
+		func(id string) pipelined {
+			return pipelined{"GET /a/" + id + " HTTP/1.1\r\nHost: docker\r\n\r\n", "GET", "GET /a/" + id + " 0"}
+		},
+		func(id string) pipelined {
+			return pipelined{"POST /b/" + id + " HTTP/1.1\r\nHost: docker\r\nContent-Length: 5\r\n\r\nhello",
+				"POST", "POST /b/" + id + " 5"}
+		},
+		func(id string) pipelined {
+			return pipelined{"POST /c/" + id + " HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				"3\r\nabc\r\n0\r\n\r\n", "POST", "POST /c/" + id + " 3"}
+		},
+		func(id string) pipelined {
+			return pipelined{"POST /d/" + id + " HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi",
+				"POST", "POST /d/" + id + " 2"}
+		},
+		func(id string) pipelined {
+			return pipelined{"GET /stream/" + id + " HTTP/1.1\r\nHost: docker\r\n\r\n", "GET", "GET /stream/" + id + " 0"}
+		},
+		func(id string) pipelined {
+			return pipelined{"HEAD /e/" + id + " HTTP/1.1\r\nHost: docker\r\n\r\n", "HEAD", ""}
+		},
+	}
+
+	var wg sync.WaitGroup
+	for worker := 0; worker < 8; worker++ {
+		wg.Add(1)
+		go func(worker int) {
+			defer wg.Done()
+			for round := 0; round < 15; round++ {
+				conn, err := tls.Dial("tcp", g.addr, files.clientTLS(admin))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(conn)
+				var sent []pipelined
+				var batch strings.Builder
+				for i := 0; i < 1+(worker+round)%5; i++ {
+					ex := forms[(worker*7+round*3+i)%len(forms)](fmt.Sprintf("%d-%d-%d", worker, round, i))
+					sent = append(sent, ex)
+					batch.WriteString(ex.request)
+				}
+				go io.WriteString(conn, batch.String())
+				for _, ex := range sent {
+					resp, err := http.ReadResponse(br, &http.Request{Method: ex.method})
+					for err == nil && resp.StatusCode == http.StatusContinue {
+						resp, err = http.ReadResponse(br, &http.Request{Method: ex.method})
+					}
+					if err != nil {
+						t.Errorf("response to %q: %v", ex.request, err)
+						break
+					}
+					body, err := io.ReadAll(resp.Body)
+					if err != nil {
+						t.Errorf("response body to %q: %v", ex.request, err)
+						break
+					}
+					if string(body) != ex.want {
+						t.Errorf("response to %q = %q, want %q", ex.request, body, ex.want)
+					}
+				}
+				conn.Close()
+			}
+		}(worker)
+	}
+	wg.Wait()
 }
