@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -121,6 +122,7 @@ func (s *Server) relayResponse(w http.ResponseWriter, ex *exchange, resp *http.R
 	ex.bytesOut = n
 	if err != nil {
 		ex.err = err
+		ex.cut = resp.ContentLength < 0 && !errors.Is(err, context.Canceled)
 	}
 }
 

@@ -33,6 +33,9 @@ type exchange struct {
 	// hijacked is set when the request became a raw stream, which writes
 	// its own audit records.
 	hijacked bool
+	// cut is set when the daemon's response of unknown length broke off,
+	// so the client must see its connection end without the last chunk.
+	cut bool
 }
 
 // handle authorizes one request of a handshaken connection, forwards it
@@ -54,6 +57,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, conn *serverConn
 	}
 	if !ex.hijacked {
 		s.finish(r, ex, audit.EventRequest)
+	}
+	if ex.cut {
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -105,6 +111,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	ex.bytesOut = n
 	if err != nil && !errors.Is(err, context.Canceled) {
 		ex.err = err
+		ex.cut = resp.ContentLength < 0
 	}
 }
 
@@ -125,8 +132,9 @@ func relay(w http.ResponseWriter, resp *http.Response) (int64, error) {
 }
 
 // outgoingRequest builds the request that forwards r to the daemon, with
-// r's header less its hop-by-hop fields. It carries no context: the caller passes r's context to roundTrip, or closes
-// the daemon connection itself when r's context ends.
+// r's header less its hop-by-hop fields. It carries no context: the caller
+// passes r's context to roundTrip, or closes the daemon connection itself
+// when r's context ends.
 func (s *Server) outgoingRequest(r *http.Request, ex *exchange) *http.Request {
 	out := &http.Request{
 		Method: r.Method,

@@ -88,6 +88,39 @@ func TestStreamedHeaderSentAtOnce(t *testing.T) {
 	}
 }
 
+func TestBrokenDaemonStreamCutsClient(t *testing.T) {
+	files := newTestFiles(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		// A chunked response that stops without its last chunk, as when
+		// dockerd dies in the middle of a stream.
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+			"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		buf.Flush()
+		conn.Close()
+	})
+	g := startGateway(t, files, fakeDaemon(t, mux), nil)
+	client := g.client(files.ca.issue(t, leafOptions{name: "alice", groups: []string{"admin"}}))
+
+	resp, err := client.Get(g.url("/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("stream read to a clean end (%q), want an error for the cut stream", body)
+	}
+	if string(body) != "hello" {
+		t.Errorf("body = %q, want the part the daemon sent, %q", body, "hello")
+	}
+}
+
 // TestUploadStreamsWithoutBuffering sends a body larger than any buffer and
 // checks that the daemon receives its first bytes before the client has
 // sent the rest, and every byte in the end.
