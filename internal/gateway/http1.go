@@ -87,9 +87,8 @@ func (s *Server) revokedDuringHandshake(c *serverConn) bool {
 //
 // A fresh goroutine for each wait keeps idle connections small. The
 // handshake and the request path grow a goroutine's stack to 8 KiB or
-// more, and the runtime shrinks a stack only by half at each garbage
-// collection, while a new goroutine's stack starts at 2 KiB and the wait
-// needs little more.
+// more, and the runtime halves a stack at most once per garbage collection.
+// A new goroutine's stack starts at 2 KiB, and the wait needs little more.
 func (s *Server) serveRequest(c *serverConn, wait time.Duration) {
 	next := false
 	defer func() {
