@@ -294,29 +294,23 @@ func checkRequest(req *http.Request) error {
 // validHeaderName reports whether name is a token, the form that RFC 9110
 // section 5.1 gives field names.
 func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return name != "" && alnumOr(name, "!#$%&'*+-.^_`|~")
 }
 
 // validHostHeader reports whether h holds only the bytes that a host, an
 // IPv6 literal, a port and percent-encoding may use.
 func validHostHeader(h string) bool {
-	for i := 0; i < len(h); i++ {
-		c := h[i]
+	return alnumOr(h, "!$%&'()*+,-.:;=[]_~")
+}
+
+// alnumOr reports whether every byte of s is an ASCII letter, an ASCII digit
+// or one of the bytes of extra.
+func alnumOr(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0:
+		case strings.IndexByte(extra, c) >= 0:
 		default:
 			return false
 		}

@@ -217,19 +217,7 @@ func writeRequestHead(w *bufio.Writer, out *http.Request) error {
 // optional port in plain ASCII, which Request.Write sends unchanged. IPv6
 // zones, non-ASCII names and anything else are left to Request.Write.
 func plainHost(host string) bool {
-	if host == "" {
-		return false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
-		default:
-			return false
-		}
-	}
-	return true
+	return host != "" && alnumOr(host, ".-_:[]")
 }
 
 func hasControlByte(s string) bool {
