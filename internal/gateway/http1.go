@@ -318,12 +318,15 @@ func alnumOr(s, extra string) bool {
 	return true
 }
 
+// expectsContinue reports whether the client waits for 100 Continue before
+// it sends the request body.
 func expectsContinue(req *http.Request) bool {
 	return req.ProtoAtLeast(1, 1) && req.ContentLength != 0 &&
 		strings.EqualFold(req.Header.Get("Expect"), "100-continue")
 }
 
-// statusError is the status and reason of a request rejected before the handler runs.
+// statusError is the status and reason of a request rejected before the
+// handler runs.
 type statusError struct {
 	code int
 	text string
@@ -351,6 +354,8 @@ func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 		// net.Error too, but it gets the 400.
 		return
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
+		// http.ReadRequest names an unknown Transfer-Encoding only in
+		// the text of its error.
 		code, text = http.StatusNotImplemented, "unsupported transfer encoding"
 	}
 	line := http.StatusText(code)
@@ -517,14 +522,15 @@ func (b *requestBody) discard(limit int64) bool {
 	return n <= limit && errors.Is(err, io.EOF)
 }
 
-// finishBody stops all reading of the body, so that the reader it uses
-// can serve the next request.
+// finish stops all reading of the body, so that the reader it uses can
+// serve the next request.
 func (b *requestBody) finish() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
 }
 
+// quote returns s, cut to 64 bytes, as a quoted string for a message.
 func quote(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "..."
