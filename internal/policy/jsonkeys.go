@@ -61,8 +61,8 @@ type keyScanner struct {
 	// keys is a stack of the hashes of the folded keys of the objects being
 	// scanned. Equal hashes are compared again as folded strings.
 	keys []keyHash
-	// filter, when not nil, records the members of the top-level object
-	// and of its HostConfig object that inspectCreate reads.
+	// filter is the recorder of the create body members that inspectCreate
+	// reads, or nil when the scan only checks the body.
 	filter *createFilter
 }
 
@@ -72,7 +72,9 @@ type keyHash struct {
 	start, end int
 }
 
-// scan checks the whole of s.data.
+// scan checks that s.data is one JSON value, optionally surrounded by
+// white space, that nests at most maxJSONDepth levels and has no duplicate
+// keys.
 func (s *keyScanner) scan() error {
 	s.skipSpace()
 	if err := s.value(0); err != nil {
@@ -221,7 +223,7 @@ func (s *keyScanner) array(depth int) error {
 	}
 }
 
-// literal scans one of the literals true, false and null.
+// literal scans word, which is true, false or null.
 func (s *keyScanner) literal(word string) error {
 	end := s.pos + len(word)
 	if end > len(s.data) || string(s.data[s.pos:end]) != word {
@@ -272,7 +274,7 @@ func (s *keyScanner) digits() int {
 	return s.pos - start
 }
 
-// Classes of bytes inside a JSON string, for stringBytes.
+// Classes of the bytes inside a JSON string.
 const (
 	plainByte   = iota
 	quoteByte   // '"' ends the string
@@ -281,6 +283,7 @@ const (
 	nonASCIIByte
 )
 
+// stringBytes maps each byte to its class inside a JSON string.
 var stringBytes = func() (classes [256]uint8) {
 	for c := range 0x20 {
 		classes[c] = controlByte
@@ -339,13 +342,15 @@ func (s *keyScanner) escape(i int) (int, error) {
 	return i, fmt.Errorf("invalid escape sequence in string at offset %d", i)
 }
 
+// Offset basis and prime of the 64-bit FNV-1a hash of folded keys.
+const fnvOffset, fnvPrime = 14695981039346656037, 1099511628211
+
 // key scans an object key and returns the FNV-1a hash of its folded form.
 // Plain ASCII keys, the usual case, are hashed in the same pass and without
 // allocating.
 func (s *keyScanner) key() (uint64, error) {
-	const offset, prime = 14695981039346656037, 1099511628211
 	start := s.pos
-	hash := uint64(offset)
+	hash := uint64(fnvOffset)
 	for i := start + 1; i < len(s.data); i++ {
 		c := s.data[i]
 		switch stringBytes[c] {
@@ -353,7 +358,7 @@ func (s *keyScanner) key() (uint64, error) {
 			if 'a' <= c && c <= 'z' {
 				c -= 'a' - 'A'
 			}
-			hash = (hash ^ uint64(c)) * prime
+			hash = (hash ^ uint64(c)) * fnvPrime
 			continue
 		case quoteByte:
 			s.pos = i + 1
@@ -369,19 +374,17 @@ func (s *keyScanner) key() (uint64, error) {
 	return 0, fmt.Errorf("unterminated string at offset %d", start)
 }
 
-// hashSpecialKey returns the hash that key would return for the key that
-// starts at start and ends at s.pos, which contains escapes or non-ASCII
-// bytes.
+// hashSpecialKey decodes and folds the quoted key from start to s.pos, which
+// contains escapes or non-ASCII bytes, and returns its hash as key does.
 func (s *keyScanner) hashSpecialKey(start int) (uint64, error) {
-	const offset, prime = 14695981039346656037, 1099511628211
 	key, err := decodeKey(s.data[start:s.pos])
 	if err != nil {
 		return 0, err
 	}
 	folded := foldKey(key)
-	hash := uint64(offset)
+	hash := uint64(fnvOffset)
 	for i := 0; i < len(folded); i++ {
-		hash = (hash ^ uint64(folded[i])) * prime
+		hash = (hash ^ uint64(folded[i])) * fnvPrime
 	}
 	return hash, nil
 }
@@ -392,9 +395,11 @@ func (s *keyScanner) sameKey(k keyHash, start int) bool {
 	return s.foldedAt(k.start, k.end) == s.foldedAt(start, s.pos)
 }
 
+// foldedAt returns the folded form of the quoted key from start to end, or
+// the quoted bytes when they do not decode.
 func (s *keyScanner) foldedAt(start, end int) string {
-	var key string
-	if err := json.Unmarshal(s.data[start:end], &key); err != nil {
+	key, err := decodeKey(s.data[start:end])
+	if err != nil {
 		return string(s.data[start:end])
 	}
 	return foldKey(key)
