@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 )
 
 // inspectedHostConfigFields are the JSON names of the container.HostConfig
@@ -15,31 +16,33 @@ var inspectedHostConfigFields = []string{
 	"Binds", "Mounts", "Tmpfs", "Links", "VolumesFrom",
 }
 
+// inspectedTopLevelFields are the JSON names of the other top-level fields
+// of a create body that checkCreate reads.
+var inspectedTopLevelFields = []string{"Image", "HostConfig", "NetworkingConfig", "Capabilities"}
+
 var (
-	// topLevelNames are the folded names of the createBody fields that
-	// inspectCreate reads: its own fields and the top-level HostConfig form.
-	topLevelNames = newNameSet(append([]string{"Image", "HostConfig", "NetworkingConfig", "Capabilities"},
-		inspectedHostConfigFields...))
-	// hostConfigNames are the folded names of the hostConfig fields that
-	// inspectCreate reads.
-	hostConfigNames = newNameSet(append([]string{"Capabilities"}, inspectedHostConfigFields...))
+	// topLevelNames is the set of the inspected top-level field names.
+	topLevelNames = newNameSet(slices.Concat(inspectedTopLevelFields, inspectedHostConfigFields))
+	// hostConfigNames is the set of the inspected hostConfig field names.
+	hostConfigNames = newNameSet(slices.Concat([]string{"Capabilities"}, inspectedHostConfigFields))
 	hostConfigHash  = nameHash("HostConfig")
 )
 
 // decodeCreateBody checks a container create body as decodeBody does and
-// decodes the fields of createBody that inspectCreate reads. Those fields get
+// decodes the fields of createBody that checkCreate reads. Those fields get
 // the values that json.Unmarshal of the whole body would give them, and the
 // other fields stay zero. An empty body decodes to the zero value.
 //
-// A single pass over the body checks its syntax and keys and builds a
-// smaller JSON object for json.Unmarshal. That object keeps every member of
-// the body and of its HostConfig object whose key folds to the name of an
-// inspected field, because only such a key can set that field. It leaves
-// out a kept member whose value is null, false or "", because decoding
-// that value leaves a field of the inspected types zero or fails (see
-// TestCreateBodyDropsOnlyZeroLiterals). Skipping the other members here
-// is cheaper than in encoding/json, which steps its scanner over every byte
-// of a value it skips.
+// One pass over the body checks its syntax and keys and keeps the members
+// of the body and of its HostConfig object whose keys fold to inspected
+// field names, because only such keys can set those fields. It leaves out a
+// kept member whose value is null, false or "", because such a value leaves
+// a field of the inspected types zero or fails to decode (see
+// TestCreateBodyDropsOnlyZeroLiterals). json.Unmarshal then decodes an
+// object of the kept members only. That is cheaper than decoding the whole
+// body, because json.Unmarshal runs its byte-by-byte syntax scanner over all
+// of its input before decoding, and again over each object or array value
+// that it skips (Go 1.26 encoding/json, decode.go).
 //
 // NOTE: a body with a left-out member that does not fit its field type,
 // such as {"Hostname":1} or {"Privileged":""}, decodes here although
@@ -47,7 +50,8 @@ var (
 // dockerd then rejects the body when it decodes it.
 func decodeCreateBody(data []byte) (*createBody, error) {
 	body := &createBody{}
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return body, nil
 	}
 	buffers := scanBufferPool.Get().(*scanBuffers)
@@ -59,8 +63,10 @@ func decodeCreateBody(data []byte) (*createBody, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A top-level null decodes to the zero value, and any other value that is
+	// not an object fails as it fails in the whole body.
 	document := data
-	if bytes.TrimSpace(data)[0] == '{' {
+	if trimmed[0] == '{' {
 		document = filter.document(data)
 	}
 	if err := json.Unmarshal(document, body); err != nil {
@@ -105,9 +111,11 @@ func (f *createFilter) namesFor(depth, start int) *nameSet {
 	return nil
 }
 
-// member scans the value of a member whose key hash is in the object's
-// name set and records the member. The key is the last entry of s.keys,
-// and s.pos is at the value.
+// member scans the value of the member whose key is the last entry of
+// s.keys and whose key hash is in the object's name set. s.pos is at the
+// value. It records the member unless its value is a zero literal. For the
+// top-level HostConfig object it records the key and the '{' instead, and
+// then the object's own kept members.
 func (f *createFilter) member(s *keyScanner, depth int) error {
 	valueStart := s.pos
 	key := s.keys[len(s.keys)-1]
@@ -130,20 +138,28 @@ func (f *createFilter) member(s *keyScanner, depth int) error {
 // keyFoldsTo reports whether key folds to folded, an upper-case ASCII name.
 func (s *keyScanner) keyFoldsTo(key keyHash, folded string) bool {
 	raw := s.data[key.start+1 : key.end-1]
-	if len(raw) == len(folded) {
-		same := true
-		for i, c := range raw {
-			if 'a' <= c && c <= 'z' {
-				c -= 'a' - 'A'
-			}
-			same = same && c == folded[i]
-		}
-		if same {
-			return true
-		}
+	if equalFoldASCII(raw, folded) {
+		return true
 	}
 	// Keys with escapes or non-ASCII runes, such as "\u0048ostConfig".
 	return s.foldedAt(key.start, key.end) == folded
+}
+
+// equalFoldASCII reports whether raw with its ASCII letters in upper case
+// equals folded.
+func equalFoldASCII(raw []byte, folded string) bool {
+	if len(raw) != len(folded) {
+		return false
+	}
+	for i, c := range raw {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != folded[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // document returns the JSON object of the kept members of data, whose
@@ -155,30 +171,23 @@ func (f *createFilter) document(data []byte) []byte {
 	}
 	out := make([]byte, 0, size)
 	out = append(out, '{')
-	topLevel, inner, innerOpen := 0, 0, false
+	inHostConfig := false
 	for _, m := range f.members {
-		if m.inHostConfig {
-			if inner > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, data[m.start:m.end]...)
-			inner++
-			continue
-		}
-		if innerOpen {
+		if inHostConfig && !m.inHostConfig {
 			out = append(out, '}')
-			innerOpen = false
+			inHostConfig = false
 		}
-		if topLevel > 0 {
+		// Only an object's first member follows its '{', because no member
+		// but the HostConfig member ends with '{'.
+		if out[len(out)-1] != '{' {
 			out = append(out, ',')
 		}
 		out = append(out, data[m.start:m.end]...)
-		topLevel++
 		if m.opensHostConfig {
-			innerOpen, inner = true, 0
+			inHostConfig = true
 		}
 	}
-	if innerOpen {
+	if inHostConfig {
 		out = append(out, '}')
 	}
 	return append(out, '}')

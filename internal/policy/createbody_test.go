@@ -238,6 +238,11 @@ func TestCreateBodyFilterMatchesWholeBody(t *testing.T) {
 func TestInspectedFieldNames(t *testing.T) {
 	top := jsonNames(reflect.TypeFor[createBody]())
 	inner := jsonNames(reflect.TypeFor[hostConfig]())
+	for _, name := range inspectedTopLevelFields {
+		if !slices.Contains(top, name) {
+			t.Errorf("%s is not a field of createBody", name)
+		}
+	}
 	for _, name := range inspectedHostConfigFields {
 		if !slices.Contains(top, name) {
 			t.Errorf("%s is not a field of createBody", name)
@@ -248,22 +253,20 @@ func TestInspectedFieldNames(t *testing.T) {
 	}
 }
 
-// TestCreateBodyDropsOnlyZeroLiterals checks why decodeCreateBody may leave
-// out members whose value is null, false or "". For every field it keeps,
-// json.Unmarshal of those values into the zero field fails or leaves it
-// zero. No such field type has its own JSON or text decoding, which could
-// give those values another meaning.
+// TestCreateBodyDropsOnlyZeroLiterals checks the premise that lets
+// decodeCreateBody leave out members whose value is null, false or "".
+// json.Unmarshal of those values into every field it keeps fails or leaves
+// the field zero, and no such field type has its own JSON or text decoding,
+// which could give those values another meaning.
 func TestCreateBodyDropsOnlyZeroLiterals(t *testing.T) {
-	top := []string{"Image", "HostConfig", "NetworkingConfig", "Capabilities"}
-	inner := []string{"Capabilities"}
 	structs := []struct {
 		value reflect.Value
 		names []string
 	}{
 		{reflect.ValueOf(&createBody{Config: &container.Config{}, HostConfig: &container.HostConfig{}}).Elem(),
-			append(top, inspectedHostConfigFields...)},
+			slices.Concat(inspectedTopLevelFields, inspectedHostConfigFields)},
 		{reflect.ValueOf(&hostConfig{HostConfig: &container.HostConfig{}}).Elem(),
-			append(inner, inspectedHostConfigFields...)},
+			slices.Concat([]string{"Capabilities"}, inspectedHostConfigFields)},
 	}
 	unmarshaler := reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler := reflect.TypeFor[encoding.TextUnmarshaler]()
