@@ -165,28 +165,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	// Connections waiting for a request are closed at once; those with a
-	// request or a hijacked stream in progress get until the deadline.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		open := 0
-		for _, c := range s.liveConns() {
-			if !c.closeIfWaiting() {
-				open++
-			}
-		}
-		if open == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-			continue
-		}
-		break
-	}
-
+	s.drain(ctx)
 	forced := s.liveConns()
 	for _, c := range forced {
 		_ = c.Close()
@@ -197,6 +176,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// drain closes connections as soon as they wait for a request, until none
+// is left or ctx ends. Requests and hijacked streams in progress may finish
+// until then.
+func (s *Server) drain(ctx context.Context) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.closeWaiting() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// closeWaiting closes the connections that wait for a request and returns
+// how many others are still open.
+func (s *Server) closeWaiting() int {
+	busy := 0
+	for _, c := range s.liveConns() {
+		if !c.closeIfWaiting() {
+			busy++
+		}
+	}
+	return busy
 }
 
 func (s *Server) track(c *serverConn) {
