@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -363,11 +362,8 @@ func (s *Server) rejectRequest(c *serverConn, bw *bufio.Writer, err error) {
 		line += ": " + text
 	}
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(code))
-	bw.WriteString(" ")
-	bw.WriteString(http.StatusText(code))
-	bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
+	writeStatusLine(bw, code)
+	bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
 	bw.WriteString(line)
 	if bw.Flush() == nil && c.reader.hitLimit {
 		// The client may still be sending the header.

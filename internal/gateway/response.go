@@ -76,7 +76,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if !w.committed {
-			w.writeStatusLine(code)
+			writeStatusLine(w.bw, code)
 			_ = w.header.Write(w.bw)
 			w.bw.WriteString("\r\n")
 			w.setErr(w.bw.Flush())
@@ -207,7 +207,7 @@ func (w *responseWriter) commit(final bool) {
 	defer w.mu.Unlock()
 	w.committed = true
 	bw := w.bw
-	w.writeStatusLine(w.status)
+	writeStatusLine(w.bw, w.status)
 	if _, ok := w.header["Date"]; !ok {
 		bw.WriteString("Date: ")
 		bw.Write(time.Now().UTC().AppendFormat(nil, http.TimeFormat))
@@ -240,16 +240,17 @@ var framingHeaders = map[string]bool{
 	"Content-Length": true, "Transfer-Encoding": true, "Connection": true,
 }
 
-func (w *responseWriter) writeStatusLine(code int) {
-	w.bw.WriteString("HTTP/1.1 ")
-	w.bw.WriteString(strconv.Itoa(code))
-	w.bw.WriteByte(' ')
+// writeStatusLine writes the HTTP/1.1 status line of code to bw.
+func writeStatusLine(bw *bufio.Writer, code int) {
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(code))
+	bw.WriteByte(' ')
 	text := http.StatusText(code)
 	if text == "" {
 		text = "status code " + strconv.Itoa(code)
 	}
-	w.bw.WriteString(text)
-	w.bw.WriteString("\r\n")
+	bw.WriteString(text)
+	bw.WriteString("\r\n")
 }
 
 func (w *responseWriter) writeBody(p []byte) (int, error) {
